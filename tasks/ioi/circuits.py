@@ -1,0 +1,60 @@
+"""Where IOI lives in each supported model: head classes, nodes and cross-sections.
+
+GPT-2 Small: the circuit of Wang et al. (2022), cross-sections as in Makelov et al. (2024).
+ioi-tiny: found by activation patching; the evidence is in tasks/ioi/README.md.
+"""
+
+from __future__ import annotations
+
+from sae_bench.nodes import CrossSection, Node
+
+# (layer, head) per head class, GPT-2 Small.
+GPT2_HEADS = {
+    "name_mover": ((9, 9), (9, 6), (10, 0)),
+    "backup_name_mover": (
+        (9, 0), (9, 7), (10, 1), (10, 2), (10, 6), (10, 10), (11, 2), (11, 9),
+    ),
+    "s_inhibition": ((7, 3), (7, 9), (8, 6), (8, 10)),
+    "induction": ((5, 5), (5, 8), (5, 9), (6, 9)),
+    "duplicate_token": ((0, 1), (0, 10), (3, 0)),
+}
+
+
+def _heads(hook: str, heads, role: str) -> tuple[Node, ...]:
+    return tuple(Node(f"blocks.{layer}.attn.{hook}", role, head) for layer, head in heads)
+
+
+def gpt2_cross_sections() -> list[CrossSection]:
+    nm = GPT2_HEADS["name_mover"] + GPT2_HEADS["backup_name_mover"]
+    si = GPT2_HEADS["s_inhibition"]
+    ind_dt = GPT2_HEADS["induction"] + GPT2_HEADS["duplicate_token"]
+    return [
+        CrossSection("bnm_out", _heads("hook_z", nm, "END"), ("IO",),
+                     "outputs of the (backup) name movers at END"),
+        CrossSection(
+            "bnm_qk",
+            _heads("hook_q", nm, "END") + _heads("hook_k", nm, "IO") + _heads("hook_k", nm, "S1"),
+            ("S", "Pos"),
+            "(backup) name mover queries at END and keys at IO and S1",
+        ),
+        CrossSection("bnm_q", _heads("hook_q", nm, "END"), ("Pos", "IO", "S"),
+                     "(backup) name mover queries at END"),
+        CrossSection("si_out", _heads("hook_z", si, "END"), ("S", "Pos"),
+                     "S-inhibition head outputs at END"),
+        CrossSection("si_v", _heads("hook_v", si, "S2"), ("S", "Pos"),
+                     "S-inhibition head values at S2"),
+        CrossSection("ind_dt_out", _heads("hook_z", ind_dt, "S2"), ("S", "Pos"),
+                     "induction and duplicate-token head outputs at S2"),
+    ]
+
+
+# Model name -> cross-section factory. gpt2-random shares GPT-2 Small's shape, so its nodes.
+_CROSS_SECTIONS = {
+    "gpt2": gpt2_cross_sections,
+    "gpt2-random": gpt2_cross_sections,
+}
+
+
+def cross_sections_for(model_name: str) -> list[CrossSection]:
+    factory = _CROSS_SECTIONS.get(model_name)
+    return factory() if factory else []
