@@ -54,7 +54,7 @@ def load_gpt2_random(device: str = "cpu", seed: int = 0):
     from transformer_lens import HookedTransformer
 
     model = HookedTransformer(gpt2_small_config(seed), tokenizer=gpt2_tokenizer(), move_to_device=False)
-    return model.to(device).eval()
+    return model.to(device, print_details=False).eval()
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
