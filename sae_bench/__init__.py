@@ -1,3 +1,3 @@
-"""Task-grounded evaluation of sparse autoencoders (SAEs) against supervised attribute dictionaries."""
+"""Task-grounded evaluation of sparse autoencoders against supervised attribute dictionaries."""
 
 __version__ = "0.1.0"

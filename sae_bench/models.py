@@ -53,7 +53,9 @@ def gpt2_small_config(seed: int = 0):
 def load_gpt2_random(device: str = "cpu", seed: int = 0):
     from transformer_lens import HookedTransformer
 
-    model = HookedTransformer(gpt2_small_config(seed), tokenizer=gpt2_tokenizer(), move_to_device=False)
+    model = HookedTransformer(
+        gpt2_small_config(seed), tokenizer=gpt2_tokenizer(), move_to_device=False
+    )
     return model.to(device, print_details=False).eval()
 
 

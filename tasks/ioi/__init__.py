@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sae_bench.nodes import CrossSection, Node
 from sae_bench.tasks.base import TaskData
 from sae_bench.tasks.ioi.circuits import cross_sections_for
 from sae_bench.tasks.ioi.dataset import EDITABLE, ROLES, build
+
+from sae_bench.nodes import CrossSection, Node
 
 
 class IOITask:
@@ -16,8 +17,18 @@ class IOITask:
     attributes = EDITABLE
     default_n = {"fit": 20_000, "eval": 5_000}
 
-    def build(self, model, *, n: int, seed: int, split: str = "eval") -> TaskData:
-        return build(model, n=n, seed=seed, split=split, task=self.name, version=self.version)
+    def build(
+        self, model, *, n: int, seed: int, split: str = "eval", counterfactuals: bool = True
+    ) -> TaskData:
+        return build(
+            model,
+            n=n,
+            seed=seed,
+            split=split,
+            task=self.name,
+            version=self.version,
+            counterfactuals=counterfactuals,
+        )
 
     def cross_sections(self, model_name: str) -> list[CrossSection]:
         return cross_sections_for(model_name)

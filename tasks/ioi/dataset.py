@@ -6,13 +6,15 @@ name tokens, never hard-coded, so the same code serves GPT-2's BPE and ioi-tiny'
 
 from __future__ import annotations
 
-import torch
+import zlib
 
-from sae_bench.errors import UserError
+import torch
 from sae_bench.tasks.base import Attribute, Counterfactual, TaskData
 from sae_bench.tasks.ioi.prompts import POS_VALUES, PromptSpec, draw_excluding, name_pools, render
 from sae_bench.tasks.ioi.prompts import sample as sample_specs
 from sae_bench.tasks.ioi.vocab import NAMES
+
+from sae_bench.errors import UserError
 
 ROLES = ("IO", "S1", "S1+1", "S2", "END")
 EDITABLE = ("IO", "S", "Pos")
@@ -58,8 +60,9 @@ def _tokenize(tokenizer, prepend_bos: bool, spec: PromptSpec):
                 return t + offset
         raise AssertionError(f"no token covers character {char}")
 
+    pairs = list(zip(enc["offset_mapping"], rendered, strict=True))
     first, second, third = (
-        torch.tensor([token_at(o, getattr(r, attr)) for o, r in zip(enc["offset_mapping"], rendered)])
+        torch.tensor([token_at(o, getattr(r, attr)) for o, r in pairs])
         for attr in ("first_name", "second_name", "third_name")
     )
     abb = spec.pos == 0
@@ -85,7 +88,22 @@ def _check_positions(tokens, positions, io_ids, s_ids) -> None:
     assert bool((positions["IO"] < positions["S2"]).all()), "IO must precede S2"
 
 
-def build(model, *, n: int, seed: int, split: str, task: str, version: str) -> TaskData:
+def split_generator(seed: int, split: str) -> torch.Generator:
+    """Independent streams per split: the same seed must not give fit and eval prompts that share
+    their template/Pos/object draws index by index."""
+    return torch.Generator().manual_seed(zlib.crc32(f"ioi:{split}:{seed}".encode()))
+
+
+def build(
+    model,
+    *,
+    n: int,
+    seed: int,
+    split: str,
+    task: str,
+    version: str,
+    counterfactuals: bool = True,
+) -> TaskData:
     """Sample `n` prompts of `split` with `seed` and tokenize them for `model`.
 
     Counterfactuals: IO edit (new IO name), S edit (both S tokens replaced), Pos flip (the first
@@ -98,7 +116,7 @@ def build(model, *, n: int, seed: int, split: str, task: str, version: str) -> T
     if tokenizer is None:
         raise UserError("the IOI task needs a model with a tokenizer.")
     prepend_bos = bool(model.cfg.default_prepend_bos)
-    gen = torch.Generator().manual_seed(seed)
+    gen = split_generator(seed, split)
     spec = sample_specs(n, split, gen)
     _, cf_pool = name_pools(split)
     new_io = draw_excluding(gen, cf_pool, [spec.io, spec.s])
@@ -113,8 +131,8 @@ def build(model, *, n: int, seed: int, split: str, task: str, version: str) -> T
         "S": (spec.replace(s=new_s), spec.s, new_s),
         "Pos": (spec.replace(pos=1 - spec.pos), spec.pos, 1 - spec.pos),
     }
-    counterfactuals = {}
-    for attr, (cf_spec, source, target) in edits.items():
+    cfs = {}
+    for attr, (cf_spec, source, target) in (edits.items() if counterfactuals else ()):
         cf_tokens, cf_positions, cf_prompts = _tokenize(tokenizer, prepend_bos, cf_spec)
         if cf_tokens.shape != tokens.shape:
             raise UserError(
@@ -122,7 +140,7 @@ def build(model, *, n: int, seed: int, split: str, task: str, version: str) -> T
                 "the task needs single-token names, objects and places."
             )
         _check_positions(cf_tokens, cf_positions, ids[cf_spec.io], ids[cf_spec.s])
-        counterfactuals[attr] = Counterfactual(
+        cfs[attr] = Counterfactual(
             edited=attr,
             tokens=cf_tokens,
             positions=cf_positions,
@@ -146,5 +164,5 @@ def build(model, *, n: int, seed: int, split: str, task: str, version: str) -> T
             "Pos": Attribute("Pos", POS_VALUES, spec.pos),
         },
         positions=positions,
-        counterfactuals=counterfactuals,
+        counterfactuals=cfs,
     )

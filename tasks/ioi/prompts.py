@@ -8,12 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-
 from sae_bench.tasks.ioi.vocab import NAMES, OBJECTS, PLACES
+
+from sae_bench.errors import UserError
 
 PREFIX = "Then, "
 # The three templates of the paper. Each has the same token length in GPT-2 and in ioi-tiny's
-# tokenizer (tests check both), so a batch needs no padding; S2 sits at a template-dependent position.
+# tokenizer (tests check both), so a batch needs no padding; S2's position depends on the template.
 TEMPLATES = (
     "{A} and {B} had a long and really crazy argument. Afterwards, {C} said to",
     "{A} and {B} had lots of fun at the {place}. {C} gave a {object} to",
@@ -50,7 +51,7 @@ def name_pools(split: str) -> tuple[range, range]:
         return range(0, half), range(half, len(NAMES))
     if split == "fit":
         return range(0, len(NAMES)), range(0, len(NAMES))
-    raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    raise UserError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}.")
 
 
 def draw_excluding(gen: torch.Generator, pool: range, exclude: list[torch.Tensor]) -> torch.Tensor:

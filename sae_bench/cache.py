@@ -1,0 +1,90 @@
+"""On-disk cache of supervised dictionaries, keyed by everything that determines them.
+
+Key: model name + weight fingerprint, node, task name + version, seed, number of fit prompts,
+fit method. Files are safetensors written atomically, so an interrupted run never leaves a
+half-written entry that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from sae_bench.dictionaries import SupervisedDictionary
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("SAE_BENCH_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sae_bench"
+
+
+def model_fingerprint(model) -> str:
+    """A cheap, stable identity of a model's weights (retraining ioi-tiny invalidates the cache)."""
+    h = hashlib.sha256(json.dumps(model.cfg.to_dict(), sort_keys=True, default=str).encode())
+    for name, param in sorted(model.state_dict().items()):
+        if param.dtype.is_floating_point and param.numel():
+            flat = param.detach().flatten()
+            h.update(name.encode())
+            h.update(flat[:: max(1, flat.numel() // 256)].float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class DictionaryCache:
+    def __init__(self, root: Path | str | None = None):
+        self.root = Path(root) if root is not None else default_cache_dir()
+
+    @staticmethod
+    def key(**parts) -> str:
+        blob = json.dumps(parts, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+    def _path(self, key: str) -> Path:
+        return self.root / "dictionaries" / f"{key}.safetensors"
+
+    def get(self, key: str) -> SupervisedDictionary | None:
+        path = self._path(key)
+        if not path.exists():
+            return None
+        try:
+            tensors = load_file(str(path))
+            with safe_open(str(path), framework="pt") as fh:
+                meta = fh.metadata()
+        except (SafetensorError, OSError, ValueError):
+            return None  # corrupt entry: recompute and overwrite
+        attrs = json.loads(meta["attributes"])
+        return SupervisedDictionary(
+            method=meta["method"],
+            mean=tensors["mean"],
+            features={a: tensors[f"features.{a}"] for a in attrs},
+            present={a: tensors[f"present.{a}"].bool() for a in attrs},
+        )
+
+    def put(self, key: str, dictionary: SupervisedDictionary, **meta: str) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {"mean": dictionary.mean.contiguous()}
+        for a in dictionary.features:
+            tensors[f"features.{a}"] = dictionary.features[a].contiguous()
+            tensors[f"present.{a}"] = dictionary.present[a].to(torch.uint8)
+        metadata = {
+            "method": dictionary.method,
+            "attributes": json.dumps(list(dictionary.features)),
+            **meta,
+        }
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        os.close(fd)
+        try:
+            save_file(tensors, tmp, metadata=metadata)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
