@@ -1,0 +1,1 @@
+"""Evaluation axes. The maths of each axis lives in the one module named after it."""

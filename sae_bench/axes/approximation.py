@@ -1,0 +1,70 @@
+"""Approximation axis (METHOD §4): are reconstructions sufficient and necessary for the model's
+behaviour? All logit differences (LD) are means over eval prompts, with every node of a
+cross-section patched in one pass.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def sufficiency(ld_reconstruction: torch.Tensor, ld_clean: torch.Tensor) -> float:
+    """mean LD(â) / mean LD(clean). 1 is best: the reconstruction alone drives the behaviour."""
+    return float(ld_reconstruction.mean() / ld_clean.mean())
+
+
+def necessity(
+    ld_mean_ablation: torch.Tensor, ld_without: torch.Tensor, ld_clean: torch.Tensor
+) -> float:
+    """1 − |LD_MA − LD(ā + a − â)| / |LD_MA − LD_clean|. 1 is best: removing the reconstruction
+    (keeping only the error term around the mean) hurts exactly as much as mean ablation."""
+    ma, without, clean = (float(x.mean()) for x in (ld_mean_ablation, ld_without, ld_clean))
+    return 1.0 - abs(ma - without) / abs(ma - clean)
+
+
+def logit_diff_recovered(
+    ld_patched: torch.Tensor, ld_mean_ablation: torch.Tensor, ld_clean: torch.Tensor
+) -> float:
+    """|LD_patched − LD_MA| / |LD_clean − LD_MA|: the share of the clean-vs-ablated gap kept."""
+    patched, ma, clean = (float(x.mean()) for x in (ld_patched, ld_mean_ablation, ld_clean))
+    return abs(patched - ma) / abs(clean - ma)
+
+
+def without_reconstruction(
+    acts: torch.Tensor, reconstruction: torch.Tensor, mean: torch.Tensor
+) -> torch.Tensor:
+    """ā + a − â [n, d]: the activation with its reconstruction swapped for the mean."""
+    return mean + acts - reconstruction
+
+
+def fvu(acts: torch.Tensor, reconstruction: torch.Tensor) -> float:
+    """Fraction of variance unexplained: Σ‖a − â‖² / Σ‖a − mean(a)‖² over prompts [n, d]."""
+    resid = ((acts - reconstruction) ** 2).sum()
+    total = ((acts - acts.mean(0)) ** 2).sum()
+    return float(resid / total)
+
+
+def l0(latents: torch.Tensor) -> float:
+    """Mean number of active latents per prompt (latents [n, d_sae])."""
+    return float((latents != 0).sum(1).float().mean())
+
+
+def dead_fraction(latents: torch.Tensor) -> float:
+    """Share of latents that never fire on any prompt."""
+    return float(((latents != 0).sum(0) == 0).float().mean())
+
+
+def shrinkage(acts: torch.Tensor, reconstruction: torch.Tensor) -> float:
+    """γ = E‖â‖² / E[â·a], pooled over prompts. γ < 1: the SAE shrinks activations."""
+    return float((reconstruction**2).sum() / (reconstruction * acts).sum())
+
+
+def directional_shrinkage(
+    acts: torch.Tensor, reconstruction: torch.Tensor, mean: torch.Tensor, directions: torch.Tensor
+) -> torch.Tensor:
+    """γ along each direction [k, d] (e.g. supervised features), centred on the dictionary mean ā
+    so the large shared mean does not dominate: E[(û·(â−ā))²] / E[(û·(â−ā))(û·(a−ā))] → [k]."""
+    unit = directions / directions.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    proj_hat = (reconstruction - mean) @ unit.T  # [n, k]
+    proj = (acts - mean) @ unit.T
+    return (proj_hat**2).sum(0) / (proj_hat * proj).sum(0)
