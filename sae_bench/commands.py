@@ -1,0 +1,206 @@
+"""The CLI's subcommands, each a function of the parsed arguments returning an exit code."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from sae_bench.cache import DictionaryCache
+from sae_bench.context import EvalContext
+from sae_bench.errors import UserError, unknown_name
+from sae_bench.io import write_text_atomic
+from sae_bench.models import load_model
+from sae_bench.nodes import node_width
+from sae_bench.progress import Progress
+from sae_bench.provenance import collect
+from sae_bench.tasks import get_task
+
+
+def _check_out_path(path) -> None:
+    """Fail before any work if the output cannot be written (no half-finished runs)."""
+    parent = path.resolve().parent
+    if path.is_dir():
+        raise UserError(f"--out {path} is a directory; give a file path such as {path}/ref.json.")
+    if parent.exists() and not parent.is_dir():
+        raise UserError(f"cannot write {path}: {parent} is not a directory.")
+
+
+def cmd_nodes(args) -> int:
+    task = get_task(args.task)
+    model = load_model(args.model, device=args.device)
+    nodes = task.nodes(args.model, model)
+    cross_sections = task.cross_sections(args.model)
+    doc = {
+        "task": task.name,
+        "task_version": task.version,
+        "model": args.model,
+        "roles": list(task.roles),
+        "nodes": [
+            {"node": n.name, "hook": n.hook, "head": n.head, "position": n.position,
+             "width": node_width(model, n)}
+            for n in nodes
+        ],
+        "cross_sections": [
+            {"name": cs.name, "description": cs.description, "attributes": list(cs.attributes),
+             "nodes": [n.name for n in cs.nodes]}
+            for cs in cross_sections
+        ],
+    }
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(f"task {task.name} v{task.version} on {args.model}; roles: {', '.join(task.roles)}")
+    print(f"\ncross-sections ({len(cross_sections)}):")
+    for cs in doc["cross_sections"]:
+        print(f"  {cs['name']:<14} edits {'/'.join(cs['attributes']):<10} {len(cs['nodes'])} nodes"
+              f"  ({cs['description']})")
+    print(f"\nnodes ({len(nodes)}): HOOK[:HEAD]@ROLE  width")
+    for n in doc["nodes"]:
+        print(f"  {n['node']:<40} {n['width']}")
+    return 0
+
+
+def cmd_scan(args) -> int:
+    from sae_bench.scan import candidate_nodes, scan
+
+    task = get_task(args.task)
+    model = load_model(args.model, device=args.device)
+    data = task.build(model, n=args.n, seed=args.seed)
+    progress = Progress(enabled=not args.quiet)
+    rows = scan(model, data, candidate_nodes(model, task.roles), task.attributes, progress)
+    if args.json:
+        print(json.dumps([r.__dict__ for r in rows], indent=2))
+        return 0
+    by_node: dict[str, dict] = {}
+    for r in rows:
+        by_node.setdefault(r.node, {})[r.attribute] = r
+    print(f"activation patching on {args.model}, n={args.n}: per attribute, share of prompts "
+          "whose top-1 changes / LD drop as a share of clean LD")
+    print(f"{'node':<36} " + " ".join(f"{a:>16}" for a in task.attributes))
+    for node, cells in by_node.items():
+        if max(max(c.top1_changed, abs(c.ld_drop)) for c in cells.values()) < args.min_effect:
+            continue
+        print(f"{node:<36} " + " ".join(
+            f"{cells[a].top1_changed:>7.2f} {cells[a].ld_drop:>+8.2f}" for a in task.attributes))
+    return 0
+
+
+def make_context(args, task, model) -> EvalContext:
+    n_fit = args.n_fit or task.default_n["fit"]
+    n_eval = args.n_eval or task.default_n["eval"]
+    if n_fit < 1 or n_eval < 1:
+        raise UserError("--n-fit and --n-eval must be positive.")
+    return EvalContext(
+        model=model,
+        model_name=args.model,
+        task=task,
+        seed=args.seed,
+        n_fit=n_fit,
+        n_eval=n_eval,
+        cache=DictionaryCache(args.cache_dir),
+        progress=Progress(enabled=not args.quiet),
+        batch_size=args.batch_size,
+    )
+
+
+def _select_cross_sections(task, model_name, wanted):
+    available = task.cross_sections(model_name)
+    if not available:
+        raise UserError(
+            f"task {task.name} defines no cross-sections for model {model_name!r}; "
+            "pick a model with a registered circuit (see `sae-bench nodes`)."
+        )
+    if not wanted:
+        return available
+    by_name = {cs.name: cs for cs in available}
+    for name in wanted:
+        if name not in by_name:
+            raise unknown_name("cross-section", name, by_name)
+    return [by_name[name] for name in wanted]
+
+
+def cmd_reference(args) -> int:
+    from sae_bench.reference import evaluate_reference
+
+    _check_out_path(args.out)
+    task = get_task(args.task)
+    cross_sections = _select_cross_sections(task, args.model, args.cross_section)
+    progress = Progress(enabled=not args.quiet)
+    with progress.step(f"loading model {args.model}"):
+        model = load_model(args.model, device=args.device)
+    ctx = make_context(args, task, model)
+    provenance = collect(
+        model_name=args.model, model_fingerprint=ctx.fingerprint, task=task, seed=args.seed,
+        n_fit=ctx.n_fit, n_eval=ctx.n_eval, device=args.device,
+    )
+    doc = evaluate_reference(ctx, cross_sections, provenance)
+    write_text_atomic(args.out, doc.model_dump_json(indent=2) + "\n")
+    print(render_reference_summary(doc), file=sys.stdout)
+    print(f"\nwrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def render_reference_summary(doc) -> str:
+    lines = [
+        f"{doc.provenance.model} on {doc.provenance.task} v{doc.provenance.task_version}: "
+        f"accuracy {doc.model.accuracy:.3f}, mean logit diff {doc.model.mean_logit_diff:.3f} "
+        f"(n={doc.model.n_eval})",
+        "",
+        f"{'cross-section':<14} {'dict':<6} {'suff':>6} {'nec':>6} {'LD_MA':>7}  "
+        "edits: attribute no-edit-agreement -> supervised edit accuracy",
+    ]
+    for cs in doc.cross_sections:
+        for method, s in cs.dictionaries.items():
+            edits = "  ".join(
+                f"{a}{'' if e.causally_relevant else '*'} {e.no_intervention_agreement:.2f}->"
+                f"{e.edit_accuracy[method]:.2f}"
+                for a, e in cs.edits.items()
+            )
+            lines.append(
+                f"{cs.name:<14} {method:<6} {s.sufficiency:>6.3f} {s.necessity:>6.3f} "
+                f"{cs.mean_ablation_logit_diff:>7.3f}  {edits}"
+            )
+    lines.append("* attribute not causally relevant here (its counterfactual patch changes the "
+                 "top-1 token on < 50% of prompts)")
+    return "\n".join(lines)
+
+
+def cmd_run(args) -> int:
+    from sae_bench.evaluate import evaluate, resolve_units, sae_info
+    from sae_bench.reference import model_scores
+    from sae_bench.results import EvaluationResult, metric_info_for
+    from sae_bench.sae import load_sae
+    from sae_bench.summary import render_run_summary
+
+    out_dir = args.out or Path("runs") / _default_run_name(args.sae)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} is a file; give a directory for the run.")
+    task = get_task(args.task)
+    # Validate the SAE before the (slower) model load.
+    loaded = load_sae(args.sae, hook_name=args.hook, input_scale=args.input_scale)
+    progress = Progress(enabled=not args.quiet)
+    with progress.step(f"loading model {args.model}"):
+        model = load_model(args.model, device=args.device)
+    ctx = make_context(args, task, model)
+    units = resolve_units(ctx, loaded)
+    saes = [sae_info(node, sae) for u in units for node, sae in u.saes.items()]
+    files = {s.source or s.node: s.sha256 or "" for s in saes}
+    provenance = collect(
+        model_name=args.model, model_fingerprint=ctx.fingerprint, task=task, seed=args.seed,
+        n_fit=ctx.n_fit, n_eval=ctx.n_eval, device=args.device, sae_files=files,
+    )
+    results = evaluate(ctx, units)
+    doc = EvaluationResult(provenance=provenance, model=model_scores(ctx), saes=saes,
+                           units=results, metric_info=metric_info_for(results))
+    summary = render_run_summary(doc)
+    write_text_atomic(out_dir / "results.json", doc.to_json())
+    write_text_atomic(out_dir / "summary.txt", summary + "\n")
+    print(summary)
+    print(f"\nwrote {out_dir / 'results.json'}", file=sys.stderr)
+    return 0
+
+
+def _default_run_name(sae_path) -> str:
+    p = Path(sae_path)
+    return (p.stem if p.is_file() else p.name) or "run"

@@ -1,0 +1,163 @@
+"""The evaluation context: everything computed once per (model, task, seed) and shared by every
+SAE scored against it — eval prompts, the clean run, counterfactual activations and targets,
+mean-ablation results, and the supervised dictionaries (also cached on disk).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from sae_bench.cache import DictionaryCache, model_fingerprint
+from sae_bench.dictionaries import METHODS, SupervisedDictionary, fit
+from sae_bench.nodes import CrossSection, Node, node_width
+from sae_bench.patching import PatchedOutput, collect_activations
+from sae_bench.progress import Progress
+from sae_bench.runner import InterventionRunner
+from sae_bench.tasks.base import TaskData
+
+
+@dataclass
+class EvalContext:
+    model: object
+    model_name: str
+    task: object
+    seed: int
+    n_fit: int
+    n_eval: int
+    cache: DictionaryCache
+    progress: Progress
+    batch_size: int = 256
+    _memo: dict = field(default_factory=dict, repr=False)
+
+    # ---- prompts and the clean run -------------------------------------------------------
+    def memo(self, key, compute):
+        """Compute once per context; later calls (other SAEs, other axes) reuse the value."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    @property
+    def fingerprint(self) -> str:
+        return self.memo("fingerprint", lambda: model_fingerprint(self.model))
+
+    @property
+    def eval_data(self) -> TaskData:
+        return self.memo(
+            "eval", lambda: self.task.build(self.model, n=self.n_eval, seed=self.seed, split="eval")
+        )
+
+    @property
+    def fit_data(self) -> TaskData:
+        return self.memo(
+            "fit",
+            lambda: self.task.build(
+                self.model, n=self.n_fit, seed=self.seed, split="fit", counterfactuals=False
+            ),
+        )
+
+    @property
+    def runner(self) -> InterventionRunner:
+        def make():
+            d = self.eval_data
+            with self.progress.step("clean run on eval prompts"):
+                return InterventionRunner(
+                    self.model, d.tokens, d.positions, d.answer_ids, d.distractor_ids,
+                    batch_size=self.batch_size,
+                )
+
+        return self.memo("runner", make)
+
+    @property
+    def clean(self) -> PatchedOutput:
+        return self.memo("clean", lambda: self.runner.clean())
+
+    def width(self, node: Node) -> int:
+        return node_width(self.model, node)
+
+    # ---- activations -------------------------------------------------------------------------
+    def eval_activations(self, nodes: Sequence[Node]) -> dict[Node, torch.Tensor]:
+        missing = [n for n in nodes if ("act", n) not in self._memo]
+        if missing:
+            for node, acts in self.runner.activations(missing).items():
+                self._memo[("act", node)] = acts
+        return {n: self._memo[("act", n)] for n in nodes}
+
+    def counterfactual_activations(
+        self, attribute: str, nodes: Sequence[Node]
+    ) -> dict[Node, torch.Tensor]:
+        missing = [n for n in nodes if ("cf_act", attribute, n) not in self._memo]
+        if missing:
+            cf = self.eval_data.counterfactuals[attribute]
+            with self.progress.step(f"counterfactual activations ({attribute})"):
+                acts = collect_activations(
+                    self.model, cf.tokens, cf.positions, missing, batch_size=self.batch_size
+                )
+            for node, a in acts.items():
+                self._memo[("cf_act", attribute, node)] = a
+        return {n: self._memo[("cf_act", attribute, n)] for n in nodes}
+
+    def counterfactual_target(self, cs: CrossSection, attribute: str) -> torch.Tensor:
+        """[n] top-1 token with the cross-section patched from the counterfactual prompts."""
+
+        def compute():
+            patches = self.counterfactual_activations(attribute, cs.nodes)
+            return self.runner.run(patches).argmax
+
+        return self.memo(("target", cs.name, cs.nodes, attribute), compute)
+
+    # ---- supervised dictionaries ----------------------------------------------------------------
+    def dictionaries(self, nodes: Sequence[Node]) -> dict[Node, dict[str, SupervisedDictionary]]:
+        """{node: {method: dictionary}}, from memory, then disk, then fitted on fit prompts."""
+        out: dict[Node, dict[str, SupervisedDictionary]] = {}
+        to_fit: list[Node] = []
+        for node in nodes:
+            if ("dict", node) in self._memo:
+                out[node] = self._memo[("dict", node)]
+                continue
+            found = {m: self.cache.get(self._dict_key(node, m)) for m in METHODS}
+            if all(d is not None for d in found.values()):
+                self._memo[("dict", node)] = out[node] = found  # type: ignore[assignment]
+            else:
+                to_fit.append(node)
+        if to_fit:
+            fit_data = self.fit_data
+            with self.progress.step(f"fit activations for {len(to_fit)} node(s)"):
+                acts = collect_activations(
+                    self.model, fit_data.tokens, fit_data.positions, to_fit,
+                    batch_size=self.batch_size,
+                )
+            n_values = {k: len(a.values) for k, a in fit_data.attributes.items()}
+            for node in to_fit:
+                fitted = {m: fit(acts[node], fit_data.labels, n_values, m) for m in METHODS}
+                for m, d in fitted.items():
+                    key = self._dict_key(node, m)
+                    self.cache.put(key, d, node=node.name, model=self.model_name)
+                self._memo[("dict", node)] = out[node] = fitted
+        return out
+
+    def _dict_key(self, node: Node, method: str) -> str:
+        return DictionaryCache.key(
+            model=self.model_name,
+            fingerprint=self.fingerprint,
+            node=node.name,
+            task=self.task.name,
+            task_version=self.task.version,
+            seed=self.seed,
+            n_fit=self.n_fit,
+            method=method,
+        )
+
+    # ---- shared patched runs ---------------------------------------------------------------------
+    def mean_ablation(self, cs: CrossSection) -> PatchedOutput:
+        def compute():
+            dicts = self.dictionaries(cs.nodes)
+            n = len(self.eval_data)
+            patches = {
+                node: dicts[node]["mean"].mean.expand(n, -1).contiguous() for node in cs.nodes
+            }
+            return self.runner.run(patches)
+
+        return self.memo(("mean_ablation", cs.name, cs.nodes), compute)

@@ -1,0 +1,141 @@
+"""Reference evaluation of the ground truth: how well do the supervised dictionaries themselves
+approximate and control the model at each cross-section? Every SAE score is read against these.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from sae_bench.axes import approximation, control
+from sae_bench.context import EvalContext
+from sae_bench.dictionaries import METHODS
+from sae_bench.nodes import CrossSection
+from sae_bench.provenance import Provenance
+
+REFERENCE_SCHEMA_VERSION = "1.0"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelScores(_Frozen):
+    accuracy: float
+    mean_logit_diff: float
+    n_eval: int
+
+
+class DictionaryScores(_Frozen):
+    sufficiency: float
+    necessity: float
+    logit_diff_reconstruction: float
+    logit_diff_without_reconstruction: float
+
+
+class AttributeEdit(_Frozen):
+    no_intervention_agreement: float
+    causally_relevant: bool
+    edit_accuracy: dict[str, float]  # dictionary method -> accuracy
+
+
+class CrossSectionReference(_Frozen):
+    name: str
+    description: str
+    nodes: list[str]
+    attributes_edited: list[str]
+    clean_logit_diff: float
+    mean_ablation_logit_diff: float
+    dictionaries: dict[str, DictionaryScores]
+    edits: dict[str, AttributeEdit]
+
+
+class ReferenceDocument(_Frozen):
+    schema_version: str = REFERENCE_SCHEMA_VERSION
+    kind: str = "reference"
+    provenance: Provenance
+    model: ModelScores
+    cross_sections: list[CrossSectionReference]
+
+
+def model_scores(ctx: EvalContext) -> ModelScores:
+    clean, d = ctx.clean, ctx.eval_data
+    return ModelScores(
+        accuracy=control.agreement(clean.argmax, d.answer_ids),
+        mean_logit_diff=float(clean.logit_diff.mean()),
+        n_eval=len(d),
+    )
+
+
+def supervised_approximation(ctx: EvalContext, cs: CrossSection) -> dict[str, DictionaryScores]:
+    """Sufficiency and necessity of each dictionary method's reconstruction at `cs` (memoised:
+    every SAE scored at these nodes is compared with the same numbers)."""
+
+    def compute():
+        d = ctx.eval_data
+        dicts = ctx.dictionaries(cs.nodes)
+        acts = ctx.eval_activations(cs.nodes)
+        ld_clean = ctx.clean.logit_diff
+        ld_ma = ctx.mean_ablation(cs).logit_diff
+        scores = {}
+        for method in METHODS:
+            recon = {n: dicts[n][method].reconstruct(d.labels) for n in cs.nodes}
+            without = {
+                n: approximation.without_reconstruction(acts[n], recon[n], dicts[n][method].mean)
+                for n in cs.nodes
+            }
+            ld_recon = ctx.runner.run(recon, argmax=False).logit_diff
+            ld_without = ctx.runner.run(without, argmax=False).logit_diff
+            scores[method] = DictionaryScores(
+                sufficiency=approximation.sufficiency(ld_recon, ld_clean),
+                necessity=approximation.necessity(ld_ma, ld_without, ld_clean),
+                logit_diff_reconstruction=float(ld_recon.mean()),
+                logit_diff_without_reconstruction=float(ld_without.mean()),
+            )
+        return scores
+
+    return ctx.memo(("supervised_approximation", cs.name, cs.nodes), compute)
+
+
+def reference_cross_section(ctx: EvalContext, cs: CrossSection) -> CrossSectionReference:
+    d = ctx.eval_data
+    dicts = ctx.dictionaries(cs.nodes)
+    acts = ctx.eval_activations(cs.nodes)
+    scores = supervised_approximation(ctx, cs)
+    edits = {}
+    for attribute in cs.attributes:
+        cf = d.counterfactuals[attribute]
+        target = ctx.counterfactual_target(cs, attribute)
+        base_agreement = control.agreement(ctx.clean.argmax, target)
+        accuracy = {}
+        for method in METHODS:
+            edited = {
+                n: dicts[n][method].edit(acts[n], attribute, cf.source, cf.target)
+                for n in cs.nodes
+            }
+            accuracy[method] = control.agreement(ctx.runner.run(edited).argmax, target)
+        edits[attribute] = AttributeEdit(
+            no_intervention_agreement=base_agreement,
+            causally_relevant=control.causally_relevant(base_agreement),
+            edit_accuracy=accuracy,
+        )
+    return CrossSectionReference(
+        name=cs.name,
+        description=cs.description,
+        nodes=[n.name for n in cs.nodes],
+        attributes_edited=list(cs.attributes),
+        clean_logit_diff=float(ctx.clean.logit_diff.mean()),
+        mean_ablation_logit_diff=float(ctx.mean_ablation(cs).logit_diff.mean()),
+        dictionaries=scores,
+        edits=edits,
+    )
+
+
+def evaluate_reference(
+    ctx: EvalContext, cross_sections: list[CrossSection], provenance: Provenance
+) -> ReferenceDocument:
+    model = model_scores(ctx)
+    results = []
+    for cs in ctx.progress.bar(cross_sections, desc="cross-sections"):
+        with ctx.progress.step(f"cross-section {cs.name}"):
+            results.append(reference_cross_section(ctx, cs))
+    return ReferenceDocument(provenance=provenance, model=model, cross_sections=results)

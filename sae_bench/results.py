@@ -1,0 +1,139 @@
+"""The result document of `sae-bench run`: typed, immutable, versioned.
+
+`schema_version` comes first; every metric sits in a flat category (`approximation`,
+`interpretability`, ...) as {value, supervised, reason}: `supervised` is the supervised
+dictionary's score at the same nodes, and a missing value is `null` with a `reason`, never a
+sentinel. What each metric means and which way is better is in `metric_info`.
+The JSON Schema is generated from these models and committed (sae_bench/schemas/).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sae_bench.metrics import MetricInfo, info
+from sae_bench.provenance import Provenance
+from sae_bench.reference import ModelScores
+
+SCHEMA_VERSION = "1.0"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Metric(_Frozen):
+    value: float | None
+    supervised: float | None = None
+    reason: str | None = None
+
+
+Category = dict[str, Metric]
+
+
+class LatentInterpretation(_Frozen):
+    latent: int
+    attribute: str
+    values: list[str]
+    precision: float
+    recall: float
+    f1: float
+
+
+class SweepPoint(_Frozen):
+    threshold: float
+    latents_kept_fraction: float  # share of active latent activations with F1 >= threshold
+    sufficiency_kept: float  # only latents at F1 >= threshold kept in the reconstruction
+    necessity_removed: float  # latents at F1 >= threshold mean-ablated from the activation
+
+
+class NodeResult(_Frozen):
+    node: str
+    sae: str  # sha256 of the SAE's file(s)
+    approximation: Category
+    interpretability: Category
+    top_latents: list[LatentInterpretation]
+
+
+class UnitResult(_Frozen):
+    """One evaluation unit: the nodes patched together (a cross-section or a single node)."""
+
+    name: str
+    nodes: list[str]
+    attributes: list[str]
+    approximation: Category
+    interpretability: Category
+    causal_sweep: list[SweepPoint]
+    per_node: list[NodeResult]
+
+
+class SAEInfo(_Frozen):
+    node: str
+    format: str
+    architecture: str
+    d_in: int
+    d_sae: int
+    k: float | None
+    input_scale: float
+    source: str | None
+    sha256: str | None
+
+
+class EvaluationResult(_Frozen):
+    schema_version: str = Field(default=SCHEMA_VERSION)
+    kind: str = "sae_evaluation"
+    provenance: Provenance
+    model: ModelScores
+    saes: list[SAEInfo]
+    units: list[UnitResult]
+    metric_info: dict[str, MetricInfo]
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2) + "\n"
+
+
+def metric_info_for(units: list[UnitResult]) -> dict[str, MetricInfo]:
+    names: set[str] = set()
+    for u in units:
+        for cat in (u.approximation, u.interpretability):
+            names.update(cat)
+        for n in u.per_node:
+            for cat in (n.approximation, n.interpretability):
+                names.update(cat)
+    return {name: info(name) for name in sorted(names)}
+
+
+def json_schema() -> str:
+    return json.dumps(EvaluationResult.model_json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "result.schema.json"
+
+
+def load_result(path: Path | str) -> EvaluationResult:
+    from sae_bench.errors import UserError
+
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"cannot read result {path}: {exc.__class__.__name__}; "
+                        "pass a results.json written by `sae-bench run`.") from None
+    if not isinstance(raw, dict) or raw.get("schema_version") != SCHEMA_VERSION:
+        raise UserError(f"{path} is not a schema {SCHEMA_VERSION} result document; "
+                        "re-run `sae-bench run` with this version.")
+    try:
+        return EvaluationResult.model_validate(raw)
+    except ValueError as exc:
+        first = str(exc).splitlines()[0]
+        raise UserError(f"{path} does not match the result schema ({first}).") from None
+
+
+if __name__ == "__main__":  # python -m sae_bench.results  -> regenerate the committed schema
+    from sae_bench.io import write_text_atomic
+
+    write_text_atomic(SCHEMA_PATH, json_schema())
+    print(f"wrote {SCHEMA_PATH}")
