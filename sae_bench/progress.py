@@ -19,9 +19,8 @@ class Progress:
 
     @contextmanager
     def step(self, what: str):
+        """Report a step when it has finished, so a failing step leaves only its error line."""
         start = time.perf_counter()
-        if self.enabled:
-            print(f"  {what} ...", file=self.stream, flush=True)
         yield
         if self.enabled:
             print(f"  {what}: {time.perf_counter() - start:.1f}s", file=self.stream, flush=True)
