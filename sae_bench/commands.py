@@ -157,8 +157,9 @@ def render_reference_summary(doc) -> str:
                 f"{e.edit_accuracy[method]:.2f}"
                 for a, e in cs.edits.items()
             )
+            nec = "n/a" if s.necessity is None else f"{s.necessity:.3f}"
             lines.append(
-                f"{cs.name:<14} {method:<6} {s.sufficiency:>6.3f} {s.necessity:>6.3f} "
+                f"{cs.name:<14} {method:<6} {s.sufficiency:>6.3f} {nec:>6} "
                 f"{cs.mean_ablation_logit_diff:>7.3f}  {edits}"
             )
     lines.append("* attribute not causally relevant here (its counterfactual patch changes the "

@@ -157,17 +157,23 @@ def evaluate_unit(ctx: EvalContext, unit: Unit) -> UnitResult:
     without = {n: approx.without_reconstruction(acts[n], recon[n], dicts[n]["mean"].mean)
                for n in nodes}
     ld_without = ctx.runner.run(without, argmax=False).logit_diff
-    sup_recovered = abs(sup.logit_diff_reconstruction - float(ld_ma.mean())) / abs(
-        float(ld_clean.mean()) - float(ld_ma.mean()))
+    conditioned = approx.ablation_gap_ok(ld_ma, ld_clean)
     unit_approx = {
         "sufficiency": Metric(value=approx.sufficiency(ld_sae, ld_clean),
                               supervised=sup.sufficiency),
-        "necessity": Metric(value=approx.necessity(ld_ma, ld_without, ld_clean),
-                            supervised=sup.necessity),
-        "logit_diff_recovered": Metric(value=approx.logit_diff_recovered(ld_sae, ld_ma, ld_clean),
-                                       supervised=sup_recovered),
         "mean_ablation_logit_diff": Metric(value=float(ld_ma.mean())),
     }
+    if conditioned:
+        sup_recovered = abs(sup.logit_diff_reconstruction - float(ld_ma.mean())) / abs(
+            float(ld_clean.mean()) - float(ld_ma.mean()))
+        unit_approx["necessity"] = Metric(value=approx.necessity(ld_ma, ld_without, ld_clean),
+                                          supervised=sup.necessity)
+        unit_approx["logit_diff_recovered"] = Metric(
+            value=approx.logit_diff_recovered(ld_sae, ld_ma, ld_clean), supervised=sup_recovered)
+    else:
+        reason = approx.ill_conditioned_reason(ld_ma, ld_clean)
+        unit_approx["necessity"] = Metric(value=None, reason=reason)
+        unit_approx["logit_diff_recovered"] = Metric(value=None, reason=reason)
     per_node, f1 = [], {}
     for n in nodes:
         result, f1[n] = _node_scores(ctx, n, unit.saes[n], acts[n], latents[n], recon[n])
@@ -190,12 +196,15 @@ def evaluate_unit(ctx: EvalContext, unit: Unit) -> UnitResult:
             sufficiency_kept=approx.sufficiency(ctx.runner.run(kept, argmax=False).logit_diff,
                                                 ld_clean),
             necessity_removed=approx.necessity(
-                ld_ma, ctx.runner.run(removed, argmax=False).logit_diff, ld_clean),
+                ld_ma, ctx.runner.run(removed, argmax=False).logit_diff, ld_clean)
+            if conditioned else None,
         ))
     at = next(p for p in sweep if p.threshold == CAUSAL_F1)
     unit_interp = {
         "sufficiency_interpretable": Metric(value=at.sufficiency_kept, supervised=sup.sufficiency),
-        "necessity_interpretable": Metric(value=at.necessity_removed, supervised=sup.necessity),
+        "necessity_interpretable": Metric(
+            value=at.necessity_removed, supervised=sup.necessity,
+            reason=None if conditioned else approx.ill_conditioned_reason(ld_ma, ld_clean)),
     }
     return UnitResult(
         name=cs.name, nodes=[n.name for n in nodes], attributes=list(cs.attributes),

@@ -27,7 +27,8 @@ class ModelScores(_Frozen):
 
 class DictionaryScores(_Frozen):
     sufficiency: float
-    necessity: float
+    necessity: float | None
+    necessity_reason: str | None = None
     logit_diff_reconstruction: float
     logit_diff_without_reconstruction: float
 
@@ -85,9 +86,12 @@ def supervised_approximation(ctx: EvalContext, cs: CrossSection) -> dict[str, Di
             }
             ld_recon = ctx.runner.run(recon, argmax=False).logit_diff
             ld_without = ctx.runner.run(without, argmax=False).logit_diff
+            ok = approximation.ablation_gap_ok(ld_ma, ld_clean)
             scores[method] = DictionaryScores(
                 sufficiency=approximation.sufficiency(ld_recon, ld_clean),
-                necessity=approximation.necessity(ld_ma, ld_without, ld_clean),
+                necessity=approximation.necessity(ld_ma, ld_without, ld_clean) if ok else None,
+                necessity_reason=None if ok else approximation.ill_conditioned_reason(
+                    ld_ma, ld_clean),
                 logit_diff_reconstruction=float(ld_recon.mean()),
                 logit_diff_without_reconstruction=float(ld_without.mean()),
             )

@@ -47,7 +47,9 @@ class SweepPoint(_Frozen):
     threshold: float
     latents_kept_fraction: float  # share of active latent activations with F1 >= threshold
     sufficiency_kept: float  # only latents at F1 >= threshold kept in the reconstruction
-    necessity_removed: float  # latents at F1 >= threshold mean-ablated from the activation
+    # latents at F1 >= threshold mean-ablated from the activation; null where necessity is
+    # ill-conditioned (see axes.approximation.MIN_ABLATION_GAP)
+    necessity_removed: float | None
 
 
 class NodeResult(_Frozen):

@@ -11,8 +11,6 @@ from importlib import resources
 
 import pytest
 import torch
-from sae_bench.tasks.ioi.prompts import PREFIX, TEMPLATES, render, sample
-from sae_bench.tasks.ioi.vocab import NAMES, OBJECTS, PLACES
 
 from sae_bench.errors import UserError
 from sae_bench.ioi_tiny import corpus
@@ -36,6 +34,8 @@ from sae_bench.ioi_tiny.train import (
     make_batch,
     train_raw,
 )
+from sae_bench.tasks.ioi.prompts import PREFIX, TEMPLATES, render, sample
+from sae_bench.tasks.ioi.vocab import NAMES, OBJECTS, PLACES
 
 # A model small enough that a few training steps take well under a second.
 TINY = TrainConfig(n_layers=1, d_model=32, n_heads=2, d_mlp=64, steps=3, batch_size=8,

@@ -11,6 +11,7 @@ import hashlib
 import json
 import pickle
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,11 @@ def read_torch(path: Path) -> Any:
     """``torch.load(weights_only=True)``: plain containers of tensors and scalars only."""
     require_file(path)
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        # torch warns about the pickle protocol of files it is about to refuse; the refusal below
+        # is the one line the user should see.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if "weights only load failed" in str(err).lower():
             raise UserError(

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from sae_bench.nodes import CrossSection, Node
 from sae_bench.tasks.base import TaskData
 from sae_bench.tasks.ioi.circuits import cross_sections_for
 from sae_bench.tasks.ioi.dataset import EDITABLE, ROLES, build
-
-from sae_bench.nodes import CrossSection, Node
 
 
 class IOITask:

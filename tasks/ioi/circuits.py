@@ -48,13 +48,31 @@ def gpt2_cross_sections() -> list[CrossSection]:
     ]
 
 
+def ioi_tiny_cross_sections() -> list[CrossSection]:
+    """Found by `sae-bench scan --model ioi-tiny` (evidence in tasks/ioi/README.md): the layer-0
+    heads gather the names into END; the layer-1/2 heads at END carry the S information the
+    decision needs (mean-ablating them destroys the behaviour)."""
+    l0 = tuple((0, h) for h in range(4))
+    late = tuple((layer, h) for layer in (1, 2) for h in range(4))
+    return [
+        CrossSection("resid_l0_end", (Node("blocks.0.hook_resid_post", "END"),),
+                     ("IO", "S", "Pos"), "residual stream after layer 0 at END (main)"),
+        CrossSection("l0_heads_out", _heads("hook_z", l0, "END"), ("IO", "S", "Pos"),
+                     "outputs of the layer-0 name-gathering heads at END"),
+        CrossSection("late_heads_out", _heads("hook_z", late, "END"), ("S", "IO", "Pos"),
+                     "outputs of the layer-1 and layer-2 heads at END"),
+    ]
+
+
 # Model name -> cross-section factory. gpt2-random shares GPT-2 Small's shape, so its nodes.
 _CROSS_SECTIONS = {
     "gpt2": gpt2_cross_sections,
     "gpt2-random": gpt2_cross_sections,
+    "ioi-tiny": ioi_tiny_cross_sections,
 }
 
 
 def cross_sections_for(model_name: str) -> list[CrossSection]:
+    """The model's cross-sections, its main one first."""
     factory = _CROSS_SECTIONS.get(model_name)
     return factory() if factory else []

@@ -9,12 +9,12 @@ from __future__ import annotations
 import zlib
 
 import torch
+
+from sae_bench.errors import UserError
 from sae_bench.tasks.base import Attribute, Counterfactual, TaskData
 from sae_bench.tasks.ioi.prompts import POS_VALUES, PromptSpec, draw_excluding, name_pools, render
 from sae_bench.tasks.ioi.prompts import sample as sample_specs
 from sae_bench.tasks.ioi.vocab import NAMES
-
-from sae_bench.errors import UserError
 
 ROLES = ("IO", "S1", "S1+1", "S2", "END")
 EDITABLE = ("IO", "S", "Pos")

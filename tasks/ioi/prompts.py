@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from sae_bench.tasks.ioi.vocab import NAMES, OBJECTS, PLACES
 
 from sae_bench.errors import UserError
+from sae_bench.tasks.ioi.vocab import NAMES, OBJECTS, PLACES
 
 PREFIX = "Then, "
 # The three templates of the paper. Each has the same token length in GPT-2 and in ioi-tiny's

@@ -1,0 +1,135 @@
+"""End-to-end `sae-bench reference` and `sae-bench run` on ioi-tiny (small prompt counts)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from helpers import identity_sae
+
+from sae_bench.cli import main
+from sae_bench.sae import save_native
+
+SMALL = ["--n-fit", "2000", "--n-eval", "400", "--quiet"]
+NODE_HOOK = "blocks.0.hook_resid_post"
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def identity_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sae") / "identity.safetensors"
+    save_native(identity_sae(128, NODE_HOOK, position=None), path)
+    return path
+
+
+def run(args, cache_dir):
+    return main([*args, *SMALL, "--cache-dir", str(cache_dir)])
+
+
+def test_reference_document(tmp_path, cache_dir, capsys):
+    out = tmp_path / "ref.json"
+    # The task's default 20k fit prompts: ~100 per name, which the mean features need.
+    args = ["reference", "--model", "ioi-tiny", "--out", str(out), "--n-fit", "20000",
+            "--n-eval", "500", "--quiet", "--cache-dir", str(cache_dir)]
+    assert main(args) == 0
+    doc = json.loads(out.read_text())
+    assert list(doc)[0] == "schema_version"
+    assert doc["model"]["accuracy"] > 0.95 and doc["model"]["mean_logit_diff"] > 3
+    names = [cs["name"] for cs in doc["cross_sections"]]
+    assert names[0] == "resid_l0_end"
+    main_cs = doc["cross_sections"][0]
+    for method in ("mean", "lstsq"):
+        scores = main_cs["dictionaries"][method]
+        assert scores["sufficiency"] > 0.9 and scores["necessity"] > 0.85
+    for attr, edit in main_cs["edits"].items():
+        assert 0 <= edit["no_intervention_agreement"] <= 1
+        if edit["causally_relevant"]:
+            assert edit["edit_accuracy"]["mean"] > 0.7, attr
+    assert "resid_l0_end" in capsys.readouterr().out
+
+
+def test_identity_sae_is_perfect(tmp_path, cache_dir, identity_file):
+    out = tmp_path / "run"
+    code = run(["run", "--sae", str(identity_file), "--model", "ioi-tiny", "--out", str(out)],
+               cache_dir)
+    assert code == 0
+    doc = json.loads((out / "results.json").read_text())
+    assert list(doc)[0] == "schema_version"
+    units = {u["name"]: u for u in doc["units"]}
+    # No position in the file: scored at every role of the hook.
+    assert set(units) == {f"{NODE_HOOK}@{r}" for r in ("IO", "S1", "S1+1", "S2", "END")}
+    for name, unit in units.items():
+        approx = unit["approximation"]
+        assert abs(approx["sufficiency"]["value"] - 1) < 1e-4
+        if approx["necessity"]["value"] is None:  # nodes whose ablation barely matters
+            assert "barely matter" in approx["necessity"]["reason"]
+            assert not name.endswith("@END")
+        else:
+            assert abs(approx["necessity"]["value"] - 1) < 1e-4
+        node = unit["per_node"][0]["approximation"]
+        assert node["fvu"]["value"] < 1e-6
+        assert abs(node["shrinkage"]["value"] - 1) < 1e-4
+        assert approx["sufficiency"]["supervised"] is not None
+    prov = doc["provenance"]
+    assert prov["model"] == "ioi-tiny" and prov["task_version"] == "1.0.0"
+    assert len(next(iter(prov["sae_files"].values()))) == 64  # sha256
+    assert (out / "summary.txt").read_text().startswith("ioi-tiny on ioi")
+
+
+def test_same_seed_same_file_different_seed_different(tmp_path, cache_dir, identity_file):
+    outs = []
+    for name, seed in (("a", "0"), ("b", "0"), ("c", "1")):
+        out = tmp_path / name
+        args = ["run", "--sae", str(identity_file), "--model", "ioi-tiny", "--out", str(out),
+                "--seed", seed]
+        sae_pos = identity_file.parent / "end.safetensors"
+        if not sae_pos.exists():
+            save_native(identity_sae(128, NODE_HOOK, position="END"), sae_pos)
+        args[2] = str(sae_pos)
+        assert run(args, cache_dir) == 0
+        outs.append((out / "results.json").read_bytes())
+    assert outs[0] == outs[1]
+    assert outs[0] != outs[2]
+
+
+def test_bundle_scores_a_cross_section(tmp_path, cache_dir):
+    heads = [f"blocks.0.attn.hook_z:{h}@END" for h in range(4)]
+    entries = []
+    for h in range(4):
+        path = tmp_path / f"h{h}.safetensors"
+        save_native(identity_sae(32, "blocks.0.attn.hook_z", position="END", head=h), path)
+        entries.append({"node": heads[h], "path": path.name})
+    (tmp_path / "bundle.json").write_text(json.dumps({"saes": entries}))
+    out = tmp_path / "run"
+    assert run(["run", "--sae", str(tmp_path), "--model", "ioi-tiny", "--out", str(out)],
+               cache_dir) == 0
+    doc = json.loads((out / "results.json").read_text())
+    (unit,) = doc["units"]
+    assert unit["name"] == "l0_heads_out" and unit["nodes"] == heads
+    assert abs(unit["approximation"]["sufficiency"]["value"] - 1) < 1e-4
+
+
+def test_random_sae_scores_below_identity(tmp_path, cache_dir):
+    from sae_bench.sae import SAE
+
+    g = torch.Generator().manual_seed(0)
+    sae = SAE(
+        W_enc=torch.randn(128, 512, generator=g) / 11,
+        W_dec=torch.randn(512, 128, generator=g) / 22,
+        b_enc=torch.zeros(512), b_dec=torch.zeros(128), architecture="relu",
+        hook_name=NODE_HOOK, position="END",
+    )
+    path = tmp_path / "random.safetensors"
+    save_native(sae, path)
+    out = tmp_path / "run"
+    assert run(["run", "--sae", str(path), "--model", "ioi-tiny", "--out", str(out)],
+               cache_dir) == 0
+    doc = json.loads((out / "results.json").read_text())
+    node = doc["units"][0]["per_node"][0]
+    assert node["approximation"]["fvu"]["value"] > 0.5
+    assert node["interpretability"]["coverage_IO"]["value"] < 0.2
