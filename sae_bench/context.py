@@ -124,11 +124,7 @@ class EvalContext:
                 to_fit.append(node)
         if to_fit:
             fit_data = self.fit_data
-            with self.progress.step(f"fit activations for {len(to_fit)} node(s)"):
-                acts = collect_activations(
-                    self.model, fit_data.tokens, fit_data.positions, to_fit,
-                    batch_size=self.batch_size,
-                )
+            acts = self.fit_activations(to_fit)
             n_values = {k: len(a.values) for k, a in fit_data.attributes.items()}
             for node in to_fit:
                 fitted = {m: fit(acts[node], fit_data.labels, n_values, m) for m in METHODS}
@@ -137,6 +133,21 @@ class EvalContext:
                     self.cache.put(key, d, node=node.name, model=self.model_name)
                 self._memo[("dict", node)] = out[node] = fitted
         return out
+
+    def fit_activations(self, nodes: Sequence[Node]) -> dict[Node, torch.Tensor]:
+        """Activations on the fit prompts {node: [n_fit, width]} (kept: control ranks latents
+        on them, since eval prompts never contain the counterfactual names)."""
+        missing = [n for n in nodes if ("fit_act", n) not in self._memo]
+        if missing:
+            fit_data = self.fit_data
+            with self.progress.step(f"fit activations for {len(missing)} node(s)"):
+                acts = collect_activations(
+                    self.model, fit_data.tokens, fit_data.positions, missing,
+                    batch_size=self.batch_size,
+                )
+            for node, a in acts.items():
+                self._memo[("fit_act", node)] = a
+        return {n: self._memo[("fit_act", n)] for n in nodes}
 
     def _dict_key(self, node: Node, method: str) -> str:
         return DictionaryCache.key(

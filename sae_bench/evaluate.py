@@ -14,6 +14,8 @@ from sae_bench.axes import approximation as approx
 from sae_bench.axes import interpretability as interp
 from sae_bench.context import EvalContext
 from sae_bench.errors import UserError
+from sae_bench.evaluate_control import control_scores
+from sae_bench.evaluate_diagnostics import diagnostics, relevance
 from sae_bench.metrics import coverage_metric, shrinkage_metric
 from sae_bench.nodes import CrossSection, Node, validate_hook
 from sae_bench.reference import supervised_approximation
@@ -90,7 +92,7 @@ def sae_info(node: Node, sae: SAE) -> SAEInfo:
 
 
 def _node_scores(
-    ctx: EvalContext, node: Node, sae: SAE, acts, latents, recon
+    ctx: EvalContext, node: Node, sae: SAE, acts, latents, recon, relevant: dict[str, bool]
 ) -> tuple[NodeResult, torch.Tensor]:
     """Per-node approximation and interpretability, and each latent's best F1 [d_sae]."""
     d = ctx.eval_data
@@ -139,8 +141,12 @@ def _node_scores(
         )
         for j in order.tolist() if it.attribute[j] is not None
     ]
-    return NodeResult(node=node.name, sae=sae.sha256 or "", approximation=a_metrics,
-                      interpretability=i_metrics, top_latents=top), it.f1
+    occ, occ_details, split, split_details = diagnostics(ctx, node, latents, acts, relevant)
+    return NodeResult(
+        node=node.name, sae=sae.sha256 or "", approximation=a_metrics,
+        interpretability=i_metrics, occlusion=occ, oversplitting=split, top_latents=top,
+        occlusion_details=occ_details, oversplitting_details=split_details,
+    ), it.f1
 
 
 def evaluate_unit(ctx: EvalContext, unit: Unit) -> UnitResult:
@@ -174,9 +180,12 @@ def evaluate_unit(ctx: EvalContext, unit: Unit) -> UnitResult:
         reason = approx.ill_conditioned_reason(ld_ma, ld_clean)
         unit_approx["necessity"] = Metric(value=None, reason=reason)
         unit_approx["logit_diff_recovered"] = Metric(value=None, reason=reason)
+    control_metrics, control_details = control_scores(ctx, cs, unit.saes, acts, latents, recon)
+    relevant = relevance(control_details)
     per_node, f1 = [], {}
     for n in nodes:
-        result, f1[n] = _node_scores(ctx, n, unit.saes[n], acts[n], latents[n], recon[n])
+        result, f1[n] = _node_scores(ctx, n, unit.saes[n], acts[n], latents[n], recon[n],
+                                     relevant)
         per_node.append(result)
 
     sweep = []
@@ -208,8 +217,8 @@ def evaluate_unit(ctx: EvalContext, unit: Unit) -> UnitResult:
     }
     return UnitResult(
         name=cs.name, nodes=[n.name for n in nodes], attributes=list(cs.attributes),
-        approximation=unit_approx, interpretability=unit_interp, causal_sweep=sweep,
-        per_node=per_node,
+        approximation=unit_approx, interpretability=unit_interp, control=control_metrics,
+        causal_sweep=sweep, control_details=control_details, per_node=per_node,
     )
 
 

@@ -5,6 +5,7 @@ Reports rank by `direction`; "one" means closest to 1 is best (sufficiency, γ).
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -73,6 +74,37 @@ def info(name: str) -> MetricInfo:
     if name.startswith("coverage_"):
         return _m("interpretability", "higher", 0.0, 1.0,
                   f"share of {name[9:]} values in the eval prompts with a latent at F1 >= 0.8")
+    m = re.fullmatch(r"edit_accuracy_(\w+)_k(\d+)", name)
+    if m:
+        return _m("control", "higher", 0.0, 1.0,
+                  f"greedy SAE edit of {m.group(1)} with {m.group(2)} latent(s) per node: share "
+                  "of prompts whose top-1 matches the counterfactual patch's")
+    if name.startswith("aware_edit_accuracy_"):
+        return _m("control", "higher", 0.0, 1.0,
+                  f"interpretation-aware SAE edit of {name[20:]} (swap the top-F1 latents)")
+    if name.startswith("min_budget_"):
+        return _m("control", "lower", 1.0, None,
+                  f"smallest number of latents per node whose greedy edit of {name[11:]} reaches "
+                  "the supervised edit accuracy")
+    if name.startswith("weight_removed_"):
+        return _m("control", "none", None, None,
+                  f"share of the reconstruction carried by the latent removed in the aware "
+                  f"{name[15:]} edit (supervised: the source feature's share)")
+    for prefix, direction, lo, hi, text in (
+        ("coverage05_", "higher", 0.0, 1.0, "share of {} values with a latent at F1 >= 0.5"),
+        ("decodability_", "higher", 0.0, 1.0, "held-out accuracy of a linear probe for {}"),
+        ("occluded_", "lower", 0.0, 1.0, "1 when {} is relevant and decodable but hidden "
+         "behind a better-covered attribute"),
+        ("split_latents_", "lower", 0.0, None, "latents with precision >= 0.9 for {}"),
+        ("split_union_recall_", "higher", 0.0, 1.0, "recall of the union of the precise "
+         "latents for {}"),
+        ("oversplit_", "lower", 0.0, 1.0, "1 when {} is spread over several precise latents, "
+         "none with recall >= 0.8"),
+    ):
+        if name.startswith(prefix):
+            category = "occlusion" if prefix in ("coverage05_", "decodability_", "occluded_") \
+                else "oversplitting"
+            return _m(category, direction, lo, hi, text.format(name[len(prefix):]))
     if name.startswith("shrinkage_"):
         return _m("approximation", "one", None, None,
                   f"gamma along the supervised {name[10:]} directions, centred on the mean")

@@ -100,16 +100,15 @@ def supervised_approximation(ctx: EvalContext, cs: CrossSection) -> dict[str, Di
     return ctx.memo(("supervised_approximation", cs.name, cs.nodes), compute)
 
 
-def reference_cross_section(ctx: EvalContext, cs: CrossSection) -> CrossSectionReference:
-    d = ctx.eval_data
-    dicts = ctx.dictionaries(cs.nodes)
-    acts = ctx.eval_activations(cs.nodes)
-    scores = supervised_approximation(ctx, cs)
-    edits = {}
-    for attribute in cs.attributes:
+def supervised_edit(ctx: EvalContext, cs: CrossSection, attribute: str) -> dict[str, float]:
+    """Edit accuracy of the supervised edit (remove one feature, add one) per dictionary method."""
+
+    def compute():
+        d = ctx.eval_data
         cf = d.counterfactuals[attribute]
+        dicts = ctx.dictionaries(cs.nodes)
+        acts = ctx.eval_activations(cs.nodes)
         target = ctx.counterfactual_target(cs, attribute)
-        base_agreement = control.agreement(ctx.clean.argmax, target)
         accuracy = {}
         for method in METHODS:
             edited = {
@@ -117,10 +116,21 @@ def reference_cross_section(ctx: EvalContext, cs: CrossSection) -> CrossSectionR
                 for n in cs.nodes
             }
             accuracy[method] = control.agreement(ctx.runner.run(edited).argmax, target)
+        return accuracy
+
+    return ctx.memo(("supervised_edit", cs.name, cs.nodes, attribute), compute)
+
+
+def reference_cross_section(ctx: EvalContext, cs: CrossSection) -> CrossSectionReference:
+    scores = supervised_approximation(ctx, cs)
+    edits = {}
+    for attribute in cs.attributes:
+        target = ctx.counterfactual_target(cs, attribute)
+        base_agreement = control.agreement(ctx.clean.argmax, target)
         edits[attribute] = AttributeEdit(
             no_intervention_agreement=base_agreement,
             causally_relevant=control.causally_relevant(base_agreement),
-            edit_accuracy=accuracy,
+            edit_accuracy=supervised_edit(ctx, cs, attribute),
         )
     return CrossSectionReference(
         name=cs.name,

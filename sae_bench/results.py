@@ -52,12 +52,56 @@ class SweepPoint(_Frozen):
     necessity_removed: float | None
 
 
+class AttributeControl(_Frozen):
+    """Steering one attribute at a cross-section; accuracies are agreement with the target (the
+    model's top-1 token with the nodes patched from the counterfactual prompt)."""
+
+    attribute: str
+    causally_relevant: bool
+    no_intervention_agreement: float
+    supervised_edit_accuracy: float
+    edit_accuracy_by_budget: dict[str, float]  # latents edited per node -> accuracy
+    min_budget_reaching_supervised: int | None  # None: not reached with any budget
+    aware_edit_accuracy: float
+    weight_removed: float  # mean share of the reconstruction carried by the removed latent
+    supervised_weight: float  # the same for the supervised source feature
+
+
+class OcclusionResult(_Frozen):
+    """Is a causally relevant, linearly decodable name attribute hidden behind another one?"""
+
+    attribute: str
+    coverage: float  # share of its values (in eval prompts) with a latent at F1 >= 0.5
+    causally_relevant: bool
+    decodability: float  # held-out accuracy of a linear probe (fit prompts -> eval prompts)
+    occluded: bool
+    occluded_by: str | None
+    evidence: str
+
+
+class SplitResult(_Frozen):
+    """Is one value of a binary attribute spread over many precise latents?"""
+
+    attribute: str
+    value: str
+    latents: list[int]  # latents with precision >= 0.9 for the value, by recall
+    count: int
+    best_single_recall: float
+    union_recall: float
+    mean_pairwise_jaccard: float | None  # None with fewer than two latents
+    split: bool
+
+
 class NodeResult(_Frozen):
     node: str
     sae: str  # sha256 of the SAE's file(s)
     approximation: Category
     interpretability: Category
+    occlusion: Category
+    oversplitting: Category
     top_latents: list[LatentInterpretation]
+    occlusion_details: list[OcclusionResult]
+    oversplitting_details: list[SplitResult]
 
 
 class UnitResult(_Frozen):
@@ -68,7 +112,9 @@ class UnitResult(_Frozen):
     attributes: list[str]
     approximation: Category
     interpretability: Category
+    control: Category
     causal_sweep: list[SweepPoint]
+    control_details: list[AttributeControl]
     per_node: list[NodeResult]
 
 
@@ -100,10 +146,10 @@ class EvaluationResult(_Frozen):
 def metric_info_for(units: list[UnitResult]) -> dict[str, MetricInfo]:
     names: set[str] = set()
     for u in units:
-        for cat in (u.approximation, u.interpretability):
+        for cat in (u.approximation, u.interpretability, u.control):
             names.update(cat)
         for n in u.per_node:
-            for cat in (n.approximation, n.interpretability):
+            for cat in (n.approximation, n.interpretability, n.occlusion, n.oversplitting):
                 names.update(cat)
     return {name: info(name) for name in sorted(names)}
 

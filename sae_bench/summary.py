@@ -41,4 +41,24 @@ def render_run_summary(doc: EvaluationResult) -> str:
                 f"{_pair(n.approximation['fvu']):>14} {_pair(n.approximation['l0'], '.1f'):>12} "
                 f"{_pair(n.approximation['shrinkage']):>14} {cov + ' (1.00)':>24}"
             )
+    lines += ["", "control (share of prompts reaching the counterfactual patch's top-1 token)"]
+    for unit in doc.units:
+        for c in unit.control_details:
+            budgets = " ".join(f"{k}:{v:.2f}" for k, v in c.edit_accuracy_by_budget.items())
+            reached = (f"k={c.min_budget_reaching_supervised}"
+                       if c.min_budget_reaching_supervised is not None else "not reached")
+            mark = "" if c.causally_relevant else " (not causally relevant here)"
+            lines.append(
+                f"  {unit.name} {c.attribute}{mark}: no edit {c.no_intervention_agreement:.2f}, "
+                f"supervised {c.supervised_edit_accuracy:.2f}, SAE greedy {budgets} -> "
+                f"{reached}; aware {c.aware_edit_accuracy:.2f}"
+            )
+    flags = []
+    for unit in doc.units:
+        for n in unit.per_node:
+            flags += [f"  {n.node}: {o.evidence}" for o in n.occlusion_details if o.occluded]
+            flags += [f"  {n.node}: {s.attribute}={s.value} split over {s.count} latents "
+                      f"(best single recall {s.best_single_recall:.2f}, union "
+                      f"{s.union_recall:.2f})" for s in n.oversplitting_details if s.split]
+    lines += ["", "occlusion / over-splitting: " + ("none flagged" if not flags else "")] + flags
     return "\n".join(lines)

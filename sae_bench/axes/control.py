@@ -22,3 +22,96 @@ def agreement(predicted: torch.Tensor, target: torch.Tensor) -> float:
 
 def causally_relevant(no_intervention_agreement: float) -> bool:
     return (1.0 - no_intervention_agreement) >= RELEVANCE_MIN_CHANGED
+
+
+BUDGETS = (1, 2, 4, 8, 16, 32)
+
+
+def greedy_order(
+    alpha: torch.Tensor, beta: torch.Tensor, directions: torch.Tensor, delta: torch.Tensor,
+    k_max: int = max(BUDGETS),
+) -> torch.Tensor:
+    """Interpretation-agnostic SAE edit (METHOD §4), for every prompt at once.
+
+    Candidate deltas δ_j = (β_j − α_j)·d_j (latents on the counterfactual minus on the base prompt,
+    times decoder direction d_j); greedily add the δ_j that most reduces ‖Σδ − Δ‖₂ where
+    Δ = a_cf − a_base is the actual activation difference. Returns the chosen latents per step
+    [n, k_max] (−1 once no candidate reduces the error); the edit with budget k uses the first k.
+
+    alpha, beta [n, d_sae]; directions [d_sae, d] in activation space; delta [n, d]. A scalar input
+    normalisation scales every term of the objective alike, so choosing in activation space is
+    the same as choosing in the SAE's own normalised space.
+    """
+    n = alpha.shape[0]
+    coef = (beta - alpha).double()  # [n, d_sae]
+    dirs = directions.double()
+    sq_norm = (dirs**2).sum(1)  # [d_sae]
+    resid = delta.double().clone()
+    available = coef != 0
+    order = torch.full((n, k_max), -1, dtype=torch.long)
+    rows = torch.arange(n)
+    for step in range(k_max):
+        # ‖r − c_j d_j‖² − ‖r‖² = −2 c_j (r·d_j) + c_j² ‖d_j‖²
+        gain = -2 * coef * (resid @ dirs.T) + coef**2 * sq_norm
+        gain = torch.where(available, gain, torch.full_like(gain, float("inf")))
+        best_gain, best = gain.min(1)
+        take = best_gain < 0
+        if not bool(take.any()):
+            break
+        order[take, step] = best[take]
+        chosen = rows[take]
+        resid[chosen] -= coef[chosen, best[take], None] * dirs[best[take]]
+        available[chosen, best[take]] = False
+    return order
+
+
+def greedy_edit(
+    acts: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor, directions: torch.Tensor,
+    order: torch.Tensor, k: int,
+) -> torch.Tensor:
+    """a_base + Σ over the first k chosen latents of (β_j − α_j)·d_j  → [n, d]."""
+    chosen = order[:, :k]
+    valid = chosen >= 0
+    idx = chosen.clamp(min=0)
+    coef = (beta - alpha).gather(1, idx) * valid  # [n, k]
+    return acts + torch.einsum("nk,nkd->nd", coef, directions[idx])
+
+
+def aware_edit(
+    acts: torch.Tensor, latents: torch.Tensor, directions: torch.Tensor, f1: torch.Tensor,
+    typical: torch.Tensor, source: torch.Tensor, target: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Interpretation-aware SAE edit: remove the active latent with the best F1 for the source
+    value, add the latent with the best F1 for the target value at its typical activation.
+
+    latents [n, d_sae]; f1 [n_values, d_sae] (F1 of each latent for each value); typical [d_sae]
+    (mean activation when active); source/target [n] value indices.
+    Returns (edited [n, d], removed latent [n] or −1, added latent [n] or −1).
+    """
+    active = latents > 0
+    src_f1 = torch.where(active, f1[source], torch.zeros_like(latents))
+    best_src, removed = src_f1.max(1)
+    removed = torch.where(best_src > 0, removed, torch.full_like(removed, -1))
+    best_tgt, added = f1[target].max(1)
+    added = torch.where(best_tgt > 0, added, torch.full_like(added, -1))
+    rows = torch.arange(len(acts))
+    out = acts.clone()
+    has = removed >= 0
+    out[has] -= latents[rows[has], removed[has], None] * directions[removed[has]]
+    has = added >= 0
+    out[has] += typical[added[has], None] * directions[added[has]]
+    return out, removed, added
+
+
+def weight(part: torch.Tensor, recon: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Share of a reconstruction carried by a part [n, d]: partᵀ(â − b)/‖â − b‖² → [n]."""
+    centred = recon - bias
+    return (part * centred).sum(1) / (centred**2).sum(1).clamp(min=1e-12)
+
+
+def smallest_budget(accuracy_by_k: dict[int, float], goal: float) -> int | None:
+    """The smallest budget whose edit accuracy reaches `goal`, or None."""
+    for k in sorted(accuracy_by_k):
+        if accuracy_by_k[k] >= goal:
+            return k
+    return None
