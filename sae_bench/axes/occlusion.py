@@ -112,10 +112,10 @@ def occlusion(
             f"({'≥' if is_dec else '<'} {decodable:.2f}), and {cov:.0%} of its values have a "
             f"latent at F1 ≥ {COVERAGE_F1}"
         )
-        if occluded:
-            evidence = f"{facts}, while {by} has {coverages[by]:.0%} covered: occluded by {by}."
-        elif by is None:
+        if by is None:
             evidence = f"{facts}; no other attribute reaches {high:.0%} coverage: not occluded."
+        elif occluded:
+            evidence = f"{facts}, while {by} has {coverages[by]:.0%} covered: occluded by {by}."
         else:
             evidence = f"{facts}; {by} has {coverages[by]:.0%} covered: not occluded."
         verdicts.append(
