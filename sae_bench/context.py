@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -16,14 +17,14 @@ from sae_bench.nodes import CrossSection, Node, node_width
 from sae_bench.patching import PatchedOutput, collect_activations
 from sae_bench.progress import Progress
 from sae_bench.runner import InterventionRunner
-from sae_bench.tasks.base import TaskData
+from sae_bench.tasks.base import Task, TaskData
 
 
 @dataclass
 class EvalContext:
-    model: object
+    model: Any  # a TransformerLens HookedTransformer
     model_name: str
-    task: object
+    task: Task
     seed: int
     n_fit: int
     n_eval: int
@@ -74,6 +75,18 @@ class EvalContext:
     def clean(self) -> PatchedOutput:
         return self.memo("clean", lambda: self.runner.clean())
 
+    @property
+    def clean_argmax(self) -> torch.Tensor:
+        argmax = self.clean.argmax
+        assert argmax is not None  # the clean run always computes it
+        return argmax
+
+    def run_argmax(self, patches) -> torch.Tensor:
+        """[n] top-1 token at END with `patches` applied."""
+        argmax = self.runner.run(patches, argmax=True).argmax
+        assert argmax is not None
+        return argmax
+
     def width(self, node: Node) -> int:
         return node_width(self.model, node)
 
@@ -104,7 +117,7 @@ class EvalContext:
 
         def compute():
             patches = self.counterfactual_activations(attribute, cs.nodes)
-            return self.runner.run(patches).argmax
+            return self.run_argmax(patches)
 
         return self.memo(("target", cs.name, cs.nodes, attribute), compute)
 

@@ -119,9 +119,9 @@ def _node_scores(
     alive = (latents > 0).any(0)
     i_metrics = {}
     for attr in d.attributes:
-        covered, present = interp.coverage(latents, d.labels[attr], n_values[attr],
-                                           interp.INTERPRETABLE_F1)
-        i_metrics[coverage_metric(attr)] = Metric(value=covered / present, supervised=1.0)
+        covered, n_present = interp.coverage(latents, d.labels[attr], n_values[attr],
+                                             interp.INTERPRETABLE_F1)
+        i_metrics[coverage_metric(attr)] = Metric(value=covered / n_present, supervised=1.0)
     n_alive = int(alive.sum())
     if n_alive:
         good = (it.f1 >= interp.INTERPRETABLE_F1) & alive

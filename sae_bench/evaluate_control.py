@@ -38,7 +38,7 @@ def control_scores(
     for attr in cs.attributes:
         cf = d.counterfactuals[attr]
         target = ctx.counterfactual_target(cs, attr)
-        agreement = control.agreement(ctx.clean.argmax, target)
+        agreement = control.agreement(ctx.clean_argmax, target)
         sup_acc = supervised_edit(ctx, cs, attr)["mean"]
         cf_acts = ctx.counterfactual_activations(attr, nodes)
         beta = {n: saes[n].encode(cf_acts[n]).float() for n in nodes}
@@ -50,7 +50,7 @@ def control_scores(
         for k in control.BUDGETS:
             edited = {n: control.greedy_edit(acts[n], latents[n], beta[n], dirs[n], orders[n], k)
                       for n in nodes}
-            by_k[k] = control.agreement(ctx.runner.run(edited).argmax, target)
+            by_k[k] = control.agreement(ctx.run_argmax(edited), target)
         min_k = control.smallest_budget(by_k, sup_acc)
 
         # Interpretation-aware: latents ranked by F1 on the fit prompts, the only prompts that
@@ -68,7 +68,7 @@ def control_scores(
             removed_weight.append(control.weight(part, recon[n], saes[n].output_bias.float()))
             u = dicts[n]["mean"].features[attr][cf.source]
             sup_weight.append(control.weight(u, sup_recon[n], dicts[n]["mean"].mean))
-        aware_acc = control.agreement(ctx.runner.run(aware).argmax, target)
+        aware_acc = control.agreement(ctx.run_argmax(aware), target)
         w_removed = float(torch.stack(removed_weight).mean())
         w_sup = float(torch.stack(sup_weight).mean())
 

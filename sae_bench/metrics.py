@@ -90,7 +90,7 @@ def info(name: str) -> MetricInfo:
         return _m("control", "none", None, None,
                   f"share of the reconstruction carried by the latent removed in the aware "
                   f"{name[15:]} edit (supervised: the source feature's share)")
-    for prefix, direction, lo, hi, text in (
+    families: tuple[tuple[str, Direction, float, float | None, str], ...] = (
         ("coverage05_", "higher", 0.0, 1.0, "share of {} values with a latent at F1 >= 0.5"),
         ("decodability_", "higher", 0.0, 1.0, "held-out accuracy of a linear probe for {}"),
         ("occluded_", "lower", 0.0, 1.0, "1 when {} is relevant and decodable but hidden "
@@ -100,7 +100,8 @@ def info(name: str) -> MetricInfo:
          "latents for {}"),
         ("oversplit_", "lower", 0.0, 1.0, "1 when {} is spread over several precise latents, "
          "none with recall >= 0.8"),
-    ):
+    )
+    for prefix, direction, lo, hi, text in families:
         if name.startswith(prefix):
             category = "occlusion" if prefix in ("coverage05_", "decodability_", "occluded_") \
                 else "oversplitting"

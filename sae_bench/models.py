@@ -14,14 +14,6 @@ from importlib import resources
 
 from sae_bench.errors import UserError, unknown_name
 
-# The paper's processing: it changes the basis of q/k/v/z, so l2-based steps depend on it.
-GPT2_PROCESSING = dict(
-    fold_ln=True,
-    center_writing_weights=True,
-    center_unembed=True,
-    refactor_factored_attn_matrices=True,
-)
-
 
 def gpt2_tokenizer():
     """GPT-2's real BPE tokenizer from the vocabulary shipped in the package (offline)."""
@@ -87,7 +79,15 @@ def load_gpt2(device: str = "cpu"):
     from transformer_lens import HookedTransformer
 
     try:
-        model = HookedTransformer.from_pretrained("gpt2", device=device, **GPT2_PROCESSING)
+        # The paper's processing: it changes the basis of q/k/v/z, so l2-based steps depend on it.
+        model = HookedTransformer.from_pretrained(
+            "gpt2",
+            device=device,
+            fold_ln=True,
+            center_writing_weights=True,
+            center_unembed=True,
+            refactor_factored_attn_matrices=True,
+        )
     except OSError as exc:  # download interrupted, cache corrupt, ...
         raise UserError(
             f"could not load GPT-2 Small from the Hugging Face hub ({exc.__class__.__name__}); "

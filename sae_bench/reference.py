@@ -61,7 +61,7 @@ class ReferenceDocument(_Frozen):
 def model_scores(ctx: EvalContext) -> ModelScores:
     clean, d = ctx.clean, ctx.eval_data
     return ModelScores(
-        accuracy=control.agreement(clean.argmax, d.answer_ids),
+        accuracy=control.agreement(ctx.clean_argmax, d.answer_ids),
         mean_logit_diff=float(clean.logit_diff.mean()),
         n_eval=len(d),
     )
@@ -115,7 +115,7 @@ def supervised_edit(ctx: EvalContext, cs: CrossSection, attribute: str) -> dict[
                 n: dicts[n][method].edit(acts[n], attribute, cf.source, cf.target)
                 for n in cs.nodes
             }
-            accuracy[method] = control.agreement(ctx.runner.run(edited).argmax, target)
+            accuracy[method] = control.agreement(ctx.run_argmax(edited), target)
         return accuracy
 
     return ctx.memo(("supervised_edit", cs.name, cs.nodes, attribute), compute)
@@ -126,7 +126,7 @@ def reference_cross_section(ctx: EvalContext, cs: CrossSection) -> CrossSectionR
     edits = {}
     for attribute in cs.attributes:
         target = ctx.counterfactual_target(cs, attribute)
-        base_agreement = control.agreement(ctx.clean.argmax, target)
+        base_agreement = control.agreement(ctx.clean_argmax, target)
         edits[attribute] = AttributeEdit(
             no_intervention_agreement=base_agreement,
             causally_relevant=control.causally_relevant(base_agreement),

@@ -105,8 +105,12 @@ class Task(Protocol):
     name: str
     version: str
     roles: tuple[str, ...]
+    attributes: tuple[str, ...]
+    default_n: dict[str, int]
 
-    def build(self, model, *, n: int, seed: int, split: str) -> TaskData: ...
+    def build(
+        self, model, *, n: int, seed: int, split: str = "eval", counterfactuals: bool = True
+    ) -> TaskData: ...
 
     def nodes(self, model_name: str, model=None) -> list[Node]: ...
 
