@@ -133,3 +133,34 @@ def test_random_sae_scores_below_identity(tmp_path, cache_dir):
     node = doc["units"][0]["per_node"][0]
     assert node["approximation"]["fvu"]["value"] > 0.5
     assert node["interpretability"]["coverage_IO"]["value"] < 0.2
+
+
+def test_second_context_reuses_cached_dictionaries(tmp_path):
+    from sae_bench.cache import DictionaryCache
+    from sae_bench.context import EvalContext
+    from sae_bench.models import load_model
+    from sae_bench.nodes import Node
+    from sae_bench.progress import Progress
+    from sae_bench.tasks import get_task
+
+    model, task = load_model("ioi-tiny"), get_task("ioi")
+    node = Node(NODE_HOOK, "END")
+
+    def context():
+        return EvalContext(model=model, model_name="ioi-tiny", task=task, seed=0, n_fit=500,
+                           n_eval=50, cache=DictionaryCache(tmp_path), progress=Progress(False))
+
+    first = context()
+    fitted = first.dictionaries([node])[node]
+    assert "fit" in first._memo, "the first run fits on fit prompts"
+    second = context()
+    cached = second.dictionaries([node])[node]
+    assert "fit" not in second._memo, "the second run never builds the fit prompts"
+    for method in fitted:
+        assert torch.equal(cached[method].mean, fitted[method].mean)
+        assert torch.equal(cached[method].features["IO"], fitted[method].features["IO"])
+    # Another seed is another key.
+    other = EvalContext(model=model, model_name="ioi-tiny", task=task, seed=1, n_fit=500,
+                        n_eval=50, cache=DictionaryCache(tmp_path), progress=Progress(False))
+    other.dictionaries([node])
+    assert "fit" in other._memo
