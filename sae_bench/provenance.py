@@ -3,7 +3,6 @@ seed give a byte-identical results file."""
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import subprocess
 from importlib import metadata
@@ -59,14 +58,6 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[lib] = "not installed"
     return versions
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def collect(*, model_name: str, model_fingerprint: str, task, seed: int, n_fit: int, n_eval: int,

@@ -81,16 +81,13 @@ def test_identity_sae_is_perfect(tmp_path, cache_dir, identity_file):
     assert (out / "summary.txt").read_text().startswith("ioi-tiny on ioi")
 
 
-def test_same_seed_same_file_different_seed_different(tmp_path, cache_dir, identity_file):
+def test_same_seed_same_file_different_seed_different(tmp_path, cache_dir):
+    sae = tmp_path / "end.safetensors"
+    save_native(identity_sae(128, NODE_HOOK, position="END"), sae)
     outs = []
     for name, seed in (("a", "0"), ("b", "0"), ("c", "1")):
         out = tmp_path / name
-        args = ["run", "--sae", str(identity_file), "--model", "ioi-tiny", "--out", str(out),
-                "--seed", seed]
-        sae_pos = identity_file.parent / "end.safetensors"
-        if not sae_pos.exists():
-            save_native(identity_sae(128, NODE_HOOK, position="END"), sae_pos)
-        args[2] = str(sae_pos)
+        args = ["run", "--sae", str(sae), "--model", "ioi-tiny", "--out", str(out), "--seed", seed]
         assert run(args, cache_dir) == 0
         outs.append((out / "results.json").read_bytes())
     assert outs[0] == outs[1]
