@@ -68,15 +68,50 @@ def build_parser() -> argparse.ArgumentParser:
                         "SAELens folders saved with normalize_activations=expected_average_only_in")
     p.add_argument("--out", type=Path, default=None,
                    help="run directory (default: runs/<SAE name>)")
+    p.add_argument("--skip-completed", action="store_true",
+                   help="do nothing if the run directory already holds a valid result for "
+                        "this SAE, task version, model and seed (resume interrupted sweeps)")
+
+    p = sub.add_parser("leaderboard", help="compare saved results (never loads a model)")
+    p.add_argument("results", nargs="+", type=Path,
+                   help="results.json files or run directories from `sae-bench run`")
+    p.add_argument("--out", type=Path, required=True, help="report directory")
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("train-sae", help="train a reference SAE on task prompts or training text")
+    p.add_argument("--arch", required=True,
+                   choices=["relu", "gated", "topk", "batchtopk", "jumprelu"])
+    p.add_argument("--task", default="ioi")
+    p.add_argument("--model", default="ioi-tiny")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--node", default=None, help="HOOK[:HEAD]@ROLE")
+    p.add_argument("--cross-section", default=None, help="train one SAE per node (a bundle)")
+    p.add_argument("--data", choices=["task", "text"], default="task",
+                   help="IOI fit prompts (task) or the model's general training text (text)")
+    p.add_argument("--d-sae", type=int, default=512)
+    p.add_argument("--l1", type=float, default=None, help="sparsity coefficient (relu/gated/"
+                   "jumprelu)")
+    p.add_argument("--k", type=int, default=None, help="active latents (topk/batchtopk)")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-fit", type=int, default=20_000, help="fit prompts for --data task")
+    p.add_argument("--n-docs", type=int, default=5_000, help="documents for --data text")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output .safetensors (one node) or bundle folder (cross-section)")
+    p.add_argument("--quiet", action="store_true")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        from sae_bench import commands
+        from sae_bench import commands, commands_train
 
-        return getattr(commands, f"cmd_{args.command}")(args)
+        name = f"cmd_{args.command.replace('-', '_')}"
+        module = commands_train if hasattr(commands_train, name) else commands
+        return getattr(module, name)(args)
     except UserError as exc:
         print(f"sae-bench: error: {exc}", file=sys.stderr)
         return exc.exit_code

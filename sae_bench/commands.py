@@ -167,6 +167,12 @@ def render_reference_summary(doc) -> str:
     return "\n".join(lines)
 
 
+def cmd_leaderboard(args) -> int:
+    from sae_bench.leaderboard import run_leaderboard
+
+    return run_leaderboard(args.results, args.out, quiet=args.quiet)
+
+
 def cmd_run(args) -> int:
     from sae_bench.evaluate import evaluate, resolve_units, sae_info
     from sae_bench.reference import model_scores
@@ -180,6 +186,10 @@ def cmd_run(args) -> int:
     task = get_task(args.task)
     # Validate the SAE before the (slower) model load.
     loaded = load_sae(args.sae, hook_name=args.hook, input_scale=args.input_scale)
+    if args.skip_completed and _completed(out_dir / "results.json", loaded, task, args):
+        print(f"skipped: {out_dir / 'results.json'} already holds this evaluation",
+              file=sys.stderr)
+        return 0
     progress = Progress(enabled=not args.quiet)
     with progress.step(f"loading model {args.model}"):
         model = load_model(args.model, device=args.device)
@@ -200,6 +210,26 @@ def cmd_run(args) -> int:
     print(summary)
     print(f"\nwrote {out_dir / 'results.json'}", file=sys.stderr)
     return 0
+
+
+def _completed(path: Path, loaded, task, args) -> bool:
+    """A finished, readable result for the same SAE file(s), task version, model and seed."""
+    from sae_bench.results import load_result
+
+    if not path.exists():
+        return False
+    try:
+        doc = load_result(path)
+    except UserError:
+        return False  # unreadable or from another schema: redo it
+    p = doc.provenance
+    return (p.task_version == task.version and p.model == args.model and p.seed == args.seed
+            and doc.saes and doc.saes[0].sha256 in {loaded.sha256, *[s.sha256 for s in
+                                                                     _members(loaded)]})
+
+
+def _members(loaded):
+    return list(loaded.values()) if hasattr(loaded, "values") else [loaded]
 
 
 def _default_run_name(sae_path) -> str:

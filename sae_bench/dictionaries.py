@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
+from sae_bench.errors import UserError
+
 METHODS = ("mean", "lstsq")
 
 
@@ -35,9 +37,9 @@ class SupervisedDictionary:
         missing = ~self.present[attribute][values]
         if bool(missing.any()):
             bad = sorted(set(values[missing].tolist()))
-            raise ValueError(
-                f"attribute {attribute} values {bad[:5]} never occurred in the fit prompts; "
-                "fit the dictionary on more prompts."
+            raise UserError(
+                f"attribute {attribute} values {bad[:5]} never occurred in the fit prompts, so "
+                "they have no supervised feature; use more fit prompts (--n-fit, default 20000)."
             )
         return self.features[attribute][values]
 

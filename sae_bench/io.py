@@ -7,6 +7,15 @@ import tempfile
 from pathlib import Path
 
 
+def publish(tmp: str | Path, path: Path | str) -> None:
+    """Move a finished temp file into place with ordinary permissions (mkstemp makes it 0600,
+    which would hide results and SAE files from collaborators)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 def write_text_atomic(path: Path | str, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -14,7 +23,7 @@ def write_text_atomic(path: Path | str, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

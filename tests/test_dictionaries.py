@@ -7,6 +7,7 @@ import torch
 
 from sae_bench.cache import DictionaryCache
 from sae_bench.dictionaries import fit
+from sae_bench.errors import UserError
 
 N_VALUES = {"IO": 12, "S": 12, "Pos": 2}
 
@@ -71,7 +72,7 @@ def test_unseen_value_is_reported():
     labels["IO"] = labels["IO"].clamp(max=10)  # value 11 never seen
     d = fit(acts, labels, N_VALUES, "mean")
     assert not bool(d.present["IO"][11])
-    with pytest.raises(ValueError, match="never occurred"):
+    with pytest.raises(UserError, match="never occurred"):
         d.reconstruct({**labels, "IO": torch.full_like(labels["IO"], 11)})
 
 

@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import save_file
 
 from sae_bench.errors import UserError
+from sae_bench.io import publish
 from sae_bench.sae.architectures import ARCHITECTURES, EXTRA_TENSORS, check_architecture
 from sae_bench.sae.base import SAE
 from sae_bench.sae.files import (
@@ -149,7 +150,7 @@ def save_native(sae: SAE, path: str | Path) -> Path:
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=header)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -1,0 +1,102 @@
+"""`sae-bench train-sae`: reference SAEs trained on task prompts or on the model's training text."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from sae_bench.errors import UserError
+from sae_bench.io import write_text_atomic
+from sae_bench.models import load_model
+from sae_bench.nodes import Node, node_width
+from sae_bench.patching import _rows, collect_activations
+from sae_bench.progress import Progress
+from sae_bench.tasks import get_task
+
+
+def text_activations(model, model_name: str, node: Node, n_docs: int, seed: int) -> torch.Tensor:
+    """Activations [tokens, width] of the hook at every non-BOS token of general training text
+    (the analogue of the paper's OpenWebText SAEs). Only ioi-tiny's corpus ships offline."""
+    if model_name != "ioi-tiny":
+        raise UserError(f"--data text needs the model's training text, which only ioi-tiny ships "
+                        f"offline; use --data task for {model_name!r}.")
+    from sae_bench.ioi_tiny.corpus import sample_documents
+
+    docs = sample_documents(n_docs, torch.Generator().manual_seed(seed))
+    by_len: dict[int, list[list[int]]] = {}
+    for doc in docs:
+        ids = model.to_tokens(doc.text, prepend_bos=True)[0].tolist()
+        by_len.setdefault(len(ids), []).append(ids)
+    out = []
+    for length in sorted(by_len):  # equal-length batches: no padding to mask out
+        tokens = torch.tensor(by_len[length])
+        captured: list[torch.Tensor] = []
+
+        def hook(act, hook, captured=captured):
+            for pos in range(1, act.shape[1]):
+                captured.append(_rows(act, torch.full((act.shape[0],), pos), node))
+
+        with torch.no_grad(), model.hooks(fwd_hooks=[(node.hook, hook)]):
+            model(tokens, stop_at_layer=node.layer + 1 if node.layer < model.cfg.n_layers
+                  else None)
+        out.extend(captured)
+    return torch.cat(out).float()
+
+
+def cmd_train_sae(args) -> int:
+    from sae_bench.sae import save_native
+    from sae_bench.training import TrainSettings, train_sae
+
+    task = get_task(args.task)
+    if (args.node is None) == (args.cross_section is None):
+        raise UserError("give exactly one of --node NODE or --cross-section NAME.")
+    if args.arch in ("topk", "batchtopk") and args.k is None:
+        raise UserError(f"--arch {args.arch} needs --k (active latents per sample).")
+    if args.arch in ("relu", "gated", "jumprelu") and args.l1 is None:
+        raise UserError(f"--arch {args.arch} needs --l1 (the sparsity coefficient).")
+    progress = Progress(enabled=not args.quiet)
+    model = load_model(args.model, device=args.device)
+    if args.node is not None:
+        nodes = [Node.parse(args.node)]
+    else:
+        by_name = {cs.name: cs for cs in task.cross_sections(args.model)}
+        if args.cross_section not in by_name:
+            from sae_bench.errors import unknown_name
+
+            raise unknown_name("cross-section", args.cross_section, by_name)
+        nodes = list(by_name[args.cross_section].nodes)
+    for node in nodes:
+        node_width(model, node)
+        if node.position not in task.roles:
+            raise UserError(f"node {node.name}: unknown position; roles are "
+                            f"{', '.join(task.roles)}.")
+    settings = TrainSettings(architecture=args.arch, d_sae=args.d_sae, l1=args.l1, k=args.k,
+                             steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                             seed=args.seed)
+    if args.data == "task":
+        fit = task.build(model, n=args.n_fit, seed=args.seed, split="fit", counterfactuals=False)
+        acts = collect_activations(model, fit.tokens, fit.positions, nodes)
+    else:
+        acts = {n: text_activations(model, args.model, n, args.n_docs, args.seed) for n in nodes}
+    saes = {}
+    for node in nodes:
+        saes[node] = train_sae(acts[node], settings, hook_name=node.hook, head=node.head,
+                               position=node.position, progress=progress)
+    out = Path(args.out)
+    if len(nodes) == 1:
+        target = out if out.suffix == ".safetensors" else out.with_suffix(".safetensors")
+        save_native(saes[nodes[0]], target)
+        print(f"wrote {target}", file=sys.stderr)
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for i, node in enumerate(nodes):
+        name = f"node{i:02d}.safetensors"
+        save_native(saes[node], out / name)
+        entries.append({"node": node.name, "path": name})
+    write_text_atomic(out / "bundle.json", json.dumps({"saes": entries}, indent=2) + "\n")
+    print(f"wrote bundle {out} ({len(nodes)} SAEs)", file=sys.stderr)
+    return 0

@@ -1,0 +1,63 @@
+"""`sae-bench train-sae` writes SAEs `run` can score; `run --skip-completed` resumes sweeps."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from sae_bench.cli import main
+from sae_bench.sae import SAEBundle, load_sae
+
+NODE = "blocks.0.hook_resid_post@END"
+QUICK = ["--steps", "40", "--n-fit", "600", "--d-sae", "64", "--quiet"]
+
+
+def test_train_one_node_then_run_and_skip(tmp_path, capsys):
+    out = tmp_path / "topk.safetensors"
+    assert main(["train-sae", "--arch", "topk", "--k", "4", "--node", NODE, "--out", str(out),
+                 *QUICK]) == 0
+    sae = load_sae(out)
+    assert sae.architecture == "topk" and sae.d_sae == 64 and sae.position == "END"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # readable like any other file
+    run_dir = tmp_path / "run"
+    args = ["run", "--sae", str(out), "--model", "ioi-tiny", "--out", str(run_dir), "--quiet",
+            "--n-fit", "3000", "--n-eval", "100", "--cache-dir", str(tmp_path / "c")]
+    assert main(args) == 0
+    before = (run_dir / "results.json").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main([*args, "--skip-completed"]) == 0
+    assert "skipped" in capsys.readouterr().err
+    assert (run_dir / "results.json").stat().st_mtime_ns == before
+    assert main([*args, "--skip-completed", "--seed", "1"]) == 0  # another seed: evaluated
+    assert (run_dir / "results.json").stat().st_mtime_ns != before
+
+
+def test_train_cross_section_writes_a_bundle(tmp_path):
+    out = tmp_path / "bundle"
+    assert main(["train-sae", "--arch", "relu", "--l1", "1", "--cross-section", "l0_heads_out",
+                 "--out", str(out), *QUICK]) == 0
+    bundle = load_sae(out)
+    assert isinstance(bundle, SAEBundle) and len(bundle) == 4
+    assert {n.head for n in bundle.nodes} == {0, 1, 2, 3}
+
+
+def test_train_on_text(tmp_path):
+    out = tmp_path / "text.safetensors"
+    assert main(["train-sae", "--arch", "jumprelu", "--l1", "0.1", "--node", NODE, "--data",
+                 "text", "--n-docs", "200", "--out", str(out), *QUICK]) == 0
+    assert load_sae(out).architecture == "jumprelu"
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--arch", "topk", "--node", NODE], "needs --k"),
+    (["--arch", "relu", "--node", NODE], "needs --l1"),
+    (["--arch", "relu", "--l1", "1"], "exactly one of --node"),
+    (["--arch", "relu", "--l1", "1", "--cross-section", "nope"], "unknown cross-section"),
+])
+def test_train_bad_arguments(args, expected, tmp_path, capsys):
+    assert main(["train-sae", *args, "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0]
