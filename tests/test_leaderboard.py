@@ -161,7 +161,13 @@ def test_html_self_contained(results: list[Path], tmp_path: Path) -> None:
 def test_html_loads_in_chromium(results: list[Path], tmp_path: Path) -> None:
     write_leaderboard(results, tmp_path)
     page = (tmp_path / "leaderboard.html").resolve()
+    # No network here: background services would only log refused connections.
     proc = subprocess.run(["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
-                           "--dump-dom", page.as_uri()], capture_output=True, timeout=60)
+                           "--disable-background-networking", "--disable-component-update",
+                           "--disable-sync", "--no-first-run", "--enable-logging=stderr",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+                           page.as_uri()], capture_output=True, timeout=60)
     assert proc.returncode == 0
     assert b"SAE leaderboard" in proc.stdout
+    assert b"Uncaught" not in proc.stderr, "a script error on the page"
+    assert proc.stdout.count(b'src="data:image/png;base64,') == PLOTS
