@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-fit", type=int, default=20_000, help="fit prompts for --data task")
     p.add_argument("--n-docs", type=int, default=5_000, help="documents for --data text")
+    p.add_argument("--saelens", type=Path, default=None,
+                   help="also write SAELens folder(s) here (input scale folded into weights)")
     p.add_argument("--out", type=Path, required=True,
                    help="output .safetensors (one node) or bundle folder (cross-section)")
     p.add_argument("--quiet", action="store_true")

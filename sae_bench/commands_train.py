@@ -86,6 +86,13 @@ def cmd_train_sae(args) -> int:
         saes[node] = train_sae(acts[node], settings, hook_name=node.hook, head=node.head,
                                position=node.position, progress=progress)
     out = Path(args.out)
+    if args.saelens is not None:
+        from sae_bench.sae.saelens import save_saelens
+
+        for i, node in enumerate(nodes):
+            folder = args.saelens if len(nodes) == 1 else args.saelens / f"node{i:02d}"
+            save_saelens(saes[node], folder)
+            print(f"wrote SAELens folder {folder}", file=sys.stderr)
     if len(nodes) == 1:
         target = out if out.suffix == ".safetensors" else out.with_suffix(".safetensors")
         save_native(saes[nodes[0]], target)

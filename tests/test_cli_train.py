@@ -61,3 +61,22 @@ def test_train_bad_arguments(args, expected, tmp_path, capsys):
     assert main(["train-sae", *args, "--out", str(tmp_path / "x"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expected in err[0]
+
+
+@pytest.mark.parametrize("arch, sparsity", [("relu", ["--l1", "1"]), ("gated", ["--l1", "1"]),
+                                            ("topk", ["--k", "4"]),
+                                            ("batchtopk", ["--k", "4"]),
+                                            ("jumprelu", ["--l1", "0.1"])])
+def test_saelens_export_round_trips(arch, sparsity, tmp_path):
+    import torch
+
+    out = tmp_path / "native.safetensors"
+    folder = tmp_path / "saelens"
+    assert main(["train-sae", "--arch", arch, *sparsity, "--node", NODE, "--out", str(out),
+                 "--saelens", str(folder), *QUICK]) == 0
+    native, exported = load_sae(out), load_sae(folder)
+    assert exported.format == "saelens" and exported.input_scale == 1.0
+    assert native.input_scale != 1.0  # the scale was folded, not dropped
+    x = torch.randn(64, 128, generator=torch.Generator().manual_seed(0)) * 3
+    assert torch.allclose(exported.encode(x), native.encode(x), atol=1e-4)
+    assert torch.allclose(exported(x), native(x), atol=1e-4)

@@ -199,3 +199,53 @@ def _hook_source(override: str | None, from_file: str | None) -> str | None:
     if override is not None:
         return "override"
     return "file" if from_file else None
+
+
+def save_saelens(sae: SAE, folder: Path | str) -> Path:
+    """Write `sae` as a SAELens folder (cfg.json + sae_weights.safetensors).
+
+    SAELens stores no activation scale, so `input_scale` s is folded into the weights:
+    (x·s − b_dec)·W_enc = (x − b_dec/s)·(s·W_enc) and (f·W_dec + b_dec)/s = f·(W_dec/s) + b_dec/s,
+    which leaves encode and decode unchanged. SAELens has no notion of a task position either; the
+    native format keeps it.
+    """
+    import json
+
+    from safetensors.torch import save_file
+
+    from sae_bench.io import publish, write_text_atomic
+
+    inverse = {v: k for k, v in _ARCHITECTURES.items()}
+    s = float(sae.input_scale)
+    tensors = {
+        "W_enc": sae.W_enc * s,
+        "W_dec": sae.W_dec / s,
+        "b_dec": sae.b_dec / s,
+    }
+    if sae.architecture == "gated":
+        assert sae.r_mag is not None and sae.b_mag is not None  # validated by the contract
+        tensors.update(b_gate=sae.b_enc, b_mag=sae.b_mag, r_mag=sae.r_mag)
+    else:
+        tensors["b_enc"] = sae.b_enc
+    if sae.threshold is not None and sae.architecture in ("jumprelu", "batchtopk"):
+        tensors["threshold"] = sae.threshold
+    cfg = {
+        "architecture": inverse[sae.architecture],
+        "d_in": sae.d_in,
+        "d_sae": sae.d_sae,
+        "hook_name": sae.hook_name,
+        "hook_head_index": sae.head,
+        "apply_b_dec_to_input": sae.apply_b_dec_to_input,
+        "normalize_activations": "none",
+        "dtype": "float32",
+    }
+    if sae.k is not None:
+        cfg["k"] = int(sae.k)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / WEIGHTS_FILE
+    tmp = folder / f".{WEIGHTS_FILE}.tmp"
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+    publish(tmp, weights)
+    write_text_atomic(folder / CFG_FILE, json.dumps(cfg, indent=2) + "\n")
+    return folder
