@@ -223,9 +223,10 @@ def _completed(path: Path, loaded, task, args) -> bool:
     except UserError:
         return False  # unreadable or from another schema: redo it
     p = doc.provenance
+    same_sae = bool(doc.saes) and doc.saes[0].sha256 in {
+        loaded.sha256, *[s.sha256 for s in _members(loaded)]}
     return (p.task_version == task.version and p.model == args.model and p.seed == args.seed
-            and doc.saes and doc.saes[0].sha256 in {loaded.sha256, *[s.sha256 for s in
-                                                                     _members(loaded)]})
+            and same_sae)
 
 
 def _members(loaded):

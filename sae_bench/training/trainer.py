@@ -246,18 +246,18 @@ def train_sae(
         "n_train": n,
         "n_resampled": n_resampled,
     }
-    p = {name: t.detach().clone() for name, t in params.items()}
+    final = {name: t.detach().clone() for name, t in params.items()}
     extras: dict[str, Any] = {}
     if s.architecture == "gated":
-        extras = {"r_mag": p["r_mag"], "b_mag": p["b_mag"]}
+        extras = {"r_mag": final["r_mag"], "b_mag": final["b_mag"]}
     elif s.architecture == "topk":
         extras = {"k": s.k}
     elif s.architecture == "batchtopk":
         extras = {"k": s.k, "threshold": torch.full((s.d_sae,), theta or 0.0)}
     elif s.architecture == "jumprelu":
-        extras = {"threshold": torch.exp(p["log_threshold"])}
+        extras = {"threshold": torch.exp(final["log_threshold"])}
     return SAE(
-        W_enc=p["W_enc"], W_dec=p["W_dec"], b_enc=p["b_enc"], b_dec=p["b_dec"],
+        W_enc=final["W_enc"], W_dec=final["W_dec"], b_enc=final["b_enc"], b_dec=final["b_dec"],
         architecture=s.architecture, hook_name=hook_name, head=head, position=position,
         input_scale=scale, metadata=metadata, **extras,
     )
