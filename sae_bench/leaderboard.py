@@ -22,16 +22,14 @@ import base64
 import csv
 import html
 import io
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sae_bench import report_plots
 from sae_bench.errors import UserError
-from sae_bench.io import write_text_atomic
+from sae_bench.io import write_bytes_atomic, write_text_atomic
 from sae_bench.results import EvaluationResult, Metric, load_result
 
 PRIMARY_METRIC = "sufficiency"
@@ -363,19 +361,6 @@ def render_html(groups: Sequence[_Group]) -> str:
     return "\n".join(out)
 
 
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Binary twin of `write_text_atomic`: temp file in the same folder, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def write_leaderboard(result_paths: list[Path], out_dir: Path) -> list[Path]:
     """Write the leaderboard of these result documents into `out_dir`; return the files written.
 
@@ -396,7 +381,7 @@ def write_leaderboard(result_paths: list[Path], out_dir: Path) -> list[Path]:
     written: list[Path] = []
     for g in groups:
         for kind, name in _plot_files(g).items():
-            _write_bytes_atomic(out_dir / name, g.plots[kind])
+            write_bytes_atomic(out_dir / name, g.plots[kind])
             written.append(out_dir / name)
     for name, text in texts.items():
         write_text_atomic(out_dir / name, text)
