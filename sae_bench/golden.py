@@ -1,0 +1,133 @@
+"""Golden result files: score regressions for shipped SAEs, with a tolerance and reason per metric.
+
+A golden file holds every scalar metric of a result document (SAE value and supervised value),
+flattened to `unit/<unit>/<category>/<metric>` or `node/<node>/<category>/<metric>` keys.
+`compare` lists every metric that drifted beyond its tolerance, readably. Golden files carry the
+task version in their folder name: when a metric's maths changes, bump the task version and
+refresh deliberately (`python -m sae_bench.golden --refresh`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from sae_bench.results import EvaluationResult
+
+GOLDEN_SCHEMA = "1.0"
+# Prompt counts the goldens are computed with: small enough for the test suite, large enough that
+# every name has fit prompts.
+N_FIT, N_EVAL, SEED = 4000, 1000, 0
+
+# (key substring, absolute tolerance, reason); first match wins.
+TOLERANCES = (
+    ("edit_accuracy", 2.5e-3, "a share of 1,000 prompts: allow two prompts whose top-1 token "
+                              "flips under a different BLAS summation order"),
+    ("aware_edit_accuracy", 2.5e-3, "as edit_accuracy"),
+    ("min_budget", 0.0, "an integer budget; any change is a behaviour change"),
+    ("coverage", 0.0, "a count of values over a fixed threshold"),
+    ("occluded", 0.0, "a flag"),
+    ("oversplit", 0.0, "a flag"),
+    ("split_latents", 0.0, "a count"),
+    ("", 1e-4, "float32 sums over thousands of prompts; order-of-summation noise is ~1e-6"),
+)
+
+
+def tolerance(key: str) -> tuple[float, str]:
+    for fragment, tol, reason in TOLERANCES:
+        if fragment in key:
+            return tol, reason
+    raise AssertionError("the last TOLERANCES entry matches everything")
+
+
+def flatten(doc: EvaluationResult) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for unit in doc.units:
+        for cat in ("approximation", "interpretability", "control"):
+            for name, m in getattr(unit, cat).items():
+                out[f"unit/{unit.name}/{cat}/{name}"] = m.value
+                out[f"unit/{unit.name}/{cat}/{name}/supervised"] = m.supervised
+        for node in unit.per_node:
+            for cat in ("approximation", "interpretability", "occlusion", "oversplitting"):
+                for name, m in getattr(node, cat).items():
+                    out[f"node/{node.node}/{cat}/{name}"] = m.value
+                    out[f"node/{node.node}/{cat}/{name}/supervised"] = m.supervised
+    return out
+
+
+def golden_document(doc: EvaluationResult) -> dict:
+    p = doc.provenance
+    metrics = {}
+    for key, value in sorted(flatten(doc).items()):
+        tol, reason = tolerance(key)
+        metrics[key] = {"value": value, "tolerance": tol, "reason": reason}
+    return {"golden_schema": GOLDEN_SCHEMA, "task": p.task, "task_version": p.task_version,
+            "model": p.model, "seed": p.seed, "n_fit": p.n_fit, "n_eval": p.n_eval,
+            "metrics": metrics}
+
+
+def compare(golden: dict, doc: EvaluationResult) -> list[str]:
+    """Human-readable lines, one per drifted, missing or new metric (empty: no drift)."""
+    now = flatten(doc)
+    lines = []
+    for key, g in golden["metrics"].items():
+        if key not in now:
+            lines.append(f"{key}: in the golden file, missing now")
+            continue
+        was, got = g["value"], now[key]
+        if (was is None) != (got is None):
+            lines.append(f"{key}: was {was}, now {got}")
+        elif was is not None and abs(got - was) > g["tolerance"]:
+            lines.append(f"{key}: was {was:.6g}, now {got:.6g} (|diff| {abs(got - was):.3g} > "
+                         f"tolerance {g['tolerance']:g}: {g['reason']})")
+    lines += [f"{key}: new metric, not in the golden file" for key in sorted(set(now) -
+                                                                            set(golden["metrics"]))]
+    return lines
+
+
+GOLDEN_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "golden"
+GOLDEN_SAES = ("topk-k4-task", "relu-l1_3-task")
+SAE_DIR = Path(__file__).resolve().parent.parent / "reports" / "ioi-tiny" / "saes"
+
+
+def golden_path(task_version: str, sae_name: str) -> Path:
+    return GOLDEN_DIR / f"ioi-{task_version}" / f"{sae_name}.json"
+
+
+def evaluate_shipped(sae_name: str, out_dir: Path, cache_dir: Path | None = None) -> Path:
+    """Score a shipped baseline with the golden settings; returns the results.json path."""
+    from sae_bench.cli import main
+
+    args = ["run", "--sae", str(SAE_DIR / f"{sae_name}.safetensors"), "--task", "ioi",
+            "--model", "ioi-tiny", "--seed", str(SEED), "--n-fit", str(N_FIT), "--n-eval",
+            str(N_EVAL), "--out", str(out_dir), "--quiet"]
+    if cache_dir is not None:
+        args += ["--cache-dir", str(cache_dir)]
+    if main(args) != 0:
+        raise RuntimeError(f"evaluating {sae_name} failed")
+    return out_dir / "results.json"
+
+
+def refresh(tmp: Path) -> list[Path]:
+    from sae_bench.io import write_text_atomic
+    from sae_bench.results import load_result
+
+    written = []
+    for name in GOLDEN_SAES:
+        doc = load_result(evaluate_shipped(name, tmp / name))
+        path = golden_path(doc.provenance.task_version, name)
+        write_text_atomic(path, json.dumps(golden_document(doc), indent=2) + "\n")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    parser = argparse.ArgumentParser(description="Refresh the golden score files deliberately.")
+    parser.add_argument("--refresh", action="store_true", required=True)
+    parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in refresh(Path(tmp)):
+            print(f"wrote {path}")

@@ -1,0 +1,47 @@
+"""Score regressions: re-evaluate shipped baselines and compare with the golden files.
+
+When a metric's maths changes on purpose: bump the task version (tasks/ioi/__init__.py) and run
+`python -m sae_bench.golden --refresh`, then commit the new golden files with the change.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sae_bench.golden import GOLDEN_SAES, compare, evaluate_shipped, golden_path
+from sae_bench.results import load_result
+from sae_bench.tasks import get_task
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", GOLDEN_SAES)
+def test_scores_match_golden(name, tmp_path):
+    path = golden_path(get_task("ioi").version, name)
+    assert path.exists(), (f"no golden file for task version {get_task('ioi').version}: run "
+                           "`python -m sae_bench.golden --refresh` after bumping the version")
+    golden = json.loads(path.read_text())
+    doc = load_result(evaluate_shipped(name, tmp_path / "run", tmp_path / "cache"))
+    drift = compare(golden, doc)
+    assert not drift, "scores drifted from the golden file:\n" + "\n".join(drift)
+
+
+def test_compare_reports_drift_readably(monkeypatch):
+    """A changed metric shows its key, old and new value, tolerance and reason."""
+    from sae_bench import golden
+
+    golden_doc = {"metrics": {
+        "unit/u/approximation/sufficiency": {"value": 1.0, "tolerance": 1e-4,
+                                             "reason": "float noise"},
+        "unit/u/approximation/fvu": {"value": 0.1, "tolerance": 1e-4, "reason": "float noise"},
+    }}
+    monkeypatch.setattr(golden, "flatten", lambda doc: {
+        "unit/u/approximation/sufficiency": 0.9, "unit/u/approximation/fvu": 0.10001,
+        "unit/u/approximation/l0": 3.0})
+    lines = compare(golden_doc, doc=None)
+    assert lines == [
+        "unit/u/approximation/sufficiency: was 1, now 0.9 (|diff| 0.1 > tolerance 0.0001: "
+        "float noise)",
+        "unit/u/approximation/l0: new metric, not in the golden file",
+    ]
