@@ -133,6 +133,7 @@ def cmd_reference(args) -> int:
     provenance = collect(
         model_name=args.model, model_fingerprint=ctx.fingerprint, task=task, seed=args.seed,
         n_fit=ctx.n_fit, n_eval=ctx.n_eval, device=args.device,
+        nodes=[n.name for cs in cross_sections for n in cs.nodes],
     )
     doc = evaluate_reference(ctx, cross_sections, provenance)
     write_text_atomic(args.out, doc.model_dump_json(indent=2) + "\n")
@@ -200,6 +201,7 @@ def cmd_run(args) -> int:
     provenance = collect(
         model_name=args.model, model_fingerprint=ctx.fingerprint, task=task, seed=args.seed,
         n_fit=ctx.n_fit, n_eval=ctx.n_eval, device=args.device, sae_files=files,
+        nodes=[s.node for s in saes],
     )
     results = evaluate(ctx, units)
     doc = EvaluationResult(provenance=provenance, model=model_scores(ctx), saes=saes,

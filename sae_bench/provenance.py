@@ -33,6 +33,7 @@ class Provenance(BaseModel):
     python: str
     libraries: dict[str, str]
     sae_files: dict[str, str] = {}  # path -> sha256
+    nodes: list[str] = []  # every node scored (HOOK[:HEAD]@ROLE)
 
 
 def git_commit() -> tuple[str | None, str | None]:
@@ -61,8 +62,8 @@ def library_versions() -> dict[str, str]:
 
 
 def collect(*, model_name: str, model_fingerprint: str, task, seed: int, n_fit: int, n_eval: int,
-            device: str, dtype: str = "float32", sae_files: dict[str, str] | None = None
-            ) -> Provenance:
+            device: str, dtype: str = "float32", sae_files: dict[str, str] | None = None,
+            nodes: list[str] | None = None) -> Provenance:
     commit, reason = git_commit()
     return Provenance(
         package_version=sae_bench.__version__,
@@ -80,4 +81,5 @@ def collect(*, model_name: str, model_fingerprint: str, task, seed: int, n_fit: 
         python=platform.python_version(),
         libraries=library_versions(),
         sae_files=sae_files or {},
+        nodes=nodes or [],
     )

@@ -77,6 +77,7 @@ def test_identity_sae_is_perfect(tmp_path, cache_dir, identity_file):
         assert approx["sufficiency"]["supervised"] is not None
     prov = doc["provenance"]
     assert prov["model"] == "ioi-tiny" and prov["task_version"] == "1.0.0"
+    assert sorted(prov["nodes"]) == sorted(units)
     assert len(next(iter(prov["sae_files"].values()))) == 64  # sha256
     assert (out / "summary.txt").read_text().startswith("ioi-tiny on ioi")
 
