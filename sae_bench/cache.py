@@ -10,14 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from sae_bench.dictionaries import SupervisedDictionary
+from sae_bench.io import write_bytes_atomic
 
 
 def default_cache_dir() -> Path:
@@ -69,8 +69,6 @@ class DictionaryCache:
         )
 
     def put(self, key: str, dictionary: SupervisedDictionary, **meta: str) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {"mean": dictionary.mean.contiguous()}
         for a in dictionary.features:
             tensors[f"features.{a}"] = dictionary.features[a].contiguous()
@@ -80,11 +78,4 @@ class DictionaryCache:
             "attributes": json.dumps(list(dictionary.features)),
             **meta,
         }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata=metadata)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        write_bytes_atomic(self._path(key), save(tensors, metadata=metadata))

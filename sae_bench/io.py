@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 
-def publish(tmp: str | Path, path: Path | str) -> None:
+def _publish(tmp: str | Path, path: Path | str) -> None:
     """Move a finished temp file into place with ordinary permissions (mkstemp makes it 0600,
     which would hide results and SAE files from collaborators)."""
     umask = os.umask(0)
@@ -17,13 +17,15 @@ def publish(tmp: str | Path, path: Path | str) -> None:
 
 
 def write_bytes_atomic(path: Path | str, data: bytes) -> None:
+    """Every file the project writes goes through here (safetensors via `safetensors.torch.save`,
+    which returns bytes): temp file in the target folder, then one rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        publish(tmp, path)
+        _publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from sae_bench.io import write_bytes_atomic, write_text_atomic
 from sae_bench.ioi_tiny import corpus
 from sae_bench.ioi_tiny.model import (
     RETRAIN_COMMAND,
@@ -188,13 +189,10 @@ def write_assets(out: Path, model, config: dict[str, Any], recipe: dict[str, Any
     """The four asset files: config.json, model.safetensors, tokenizer.json, recipe.json."""
     from safetensors.torch import save
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    # Bytes through `write_bytes`, not `save_file`: that creates the file with mode 0600, which
-    # would leave the asset unreadable to other users of a system-wide install.
-    (out / "model.safetensors").write_bytes(save(parameters_only(model)))
+    write_text_atomic(out / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
+    write_bytes_atomic(out / "model.safetensors", save(parameters_only(model)))
     save_tokenizer(model.tokenizer, out / "tokenizer.json")
-    (out / "recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")
+    write_text_atomic(out / "recipe.json", json.dumps(recipe, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,17 +9,15 @@ the tensors. See FORMAT.md in this folder for the user-facing description.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from sae_bench.errors import UserError
-from sae_bench.io import publish
+from sae_bench.io import write_bytes_atomic
 from sae_bench.sae.architectures import ARCHITECTURES, EXTRA_TENSORS, check_architecture
 from sae_bench.sae.base import SAE
 from sae_bench.sae.files import (
@@ -126,7 +124,6 @@ def save_native(sae: SAE, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix != ".safetensors":
         raise UserError(f"save_native writes .safetensors files; got {path.name!r}.")
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = {
         "format": "sae_bench.native",
         "format_version": FORMAT_VERSION,
@@ -146,14 +143,7 @@ def save_native(sae: SAE, path: str | Path) -> Path:
         }
     header["metadata"] = json.dumps(metadata, sort_keys=True, default=str)
     tensors = {name: t.detach().cpu().contiguous() for name, t in sae.tensors().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=header)
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, save(tensors, metadata=header))
     return path
 
 

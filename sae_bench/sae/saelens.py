@@ -211,9 +211,9 @@ def save_saelens(sae: SAE, folder: Path | str) -> Path:
     """
     import json
 
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    from sae_bench.io import publish, write_text_atomic
+    from sae_bench.io import write_bytes_atomic, write_text_atomic
 
     inverse = {v: k for k, v in _ARCHITECTURES.items()}
     s = float(sae.input_scale)
@@ -242,10 +242,7 @@ def save_saelens(sae: SAE, folder: Path | str) -> Path:
     if sae.k is not None:
         cfg["k"] = int(sae.k)
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    weights = folder / WEIGHTS_FILE
-    tmp = folder / f".{WEIGHTS_FILE}.tmp"
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
-    publish(tmp, weights)
+    weights = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    write_bytes_atomic(folder / WEIGHTS_FILE, save(weights))
     write_text_atomic(folder / CFG_FILE, json.dumps(cfg, indent=2) + "\n")
     return folder
