@@ -12,7 +12,7 @@ from sae_bench.errors import UserError
 from sae_bench.io import write_text_atomic
 from sae_bench.models import load_model
 from sae_bench.nodes import Node, node_width
-from sae_bench.patching import _rows, collect_activations
+from sae_bench.patching import collect_activations
 from sae_bench.progress import Progress
 from sae_bench.tasks import get_task
 
@@ -36,8 +36,12 @@ def text_activations(model, model_name: str, node: Node, n_docs: int, seed: int)
         captured: list[torch.Tensor] = []
 
         def hook(act, hook, captured=captured):
-            for pos in range(1, act.shape[1]):
-                captured.append(_rows(act, torch.full((act.shape[0],), pos), node))
+            # Every token after BOS, position-major (all documents' first token, then the
+            # second, ...): the order the shipped text-data SAEs were trained on.
+            x = act[:, 1:].transpose(0, 1)
+            if node.head is not None:
+                x = x[:, :, node.head]
+            captured.append(x.reshape(-1, node_width(model, node)))
 
         with torch.no_grad(), model.hooks(fwd_hooks=[(node.hook, hook)]):
             model(tokens, stop_at_layer=node.layer + 1 if node.layer < model.cfg.n_layers
