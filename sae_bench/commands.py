@@ -86,11 +86,17 @@ def cmd_scan(args) -> int:
     return 0
 
 
-def make_context(args, task, model) -> EvalContext:
+def prompt_counts(args, task) -> tuple[int, int]:
+    """(fit, eval) prompt counts: the options, or the task's defaults."""
     n_fit = args.n_fit or task.default_n["fit"]
     n_eval = args.n_eval or task.default_n["eval"]
     if n_fit < 1 or n_eval < 1:
         raise UserError("--n-fit and --n-eval must be positive.")
+    return n_fit, n_eval
+
+
+def make_context(args, task, model) -> EvalContext:
+    n_fit, n_eval = prompt_counts(args, task)
     return EvalContext(
         model=model,
         model_name=args.model,
@@ -215,8 +221,10 @@ def cmd_run(args) -> int:
 
 
 def _completed(path: Path, loaded, task, args) -> bool:
-    """A finished, readable result for the same SAE file(s), task version, model and seed."""
+    """A finished, readable result for the same SAE file(s), task version, model, seed and
+    prompt counts."""
     from sae_bench.results import load_result
+    from sae_bench.sae import SAEBundle
 
     if not path.exists():
         return False
@@ -225,14 +233,10 @@ def _completed(path: Path, loaded, task, args) -> bool:
     except UserError:
         return False  # unreadable or from another schema: redo it
     p = doc.provenance
-    same_sae = bool(doc.saes) and doc.saes[0].sha256 in {
-        loaded.sha256, *[s.sha256 for s in _members(loaded)]}
+    members = list(loaded.values()) if isinstance(loaded, SAEBundle) else [loaded]
+    same_saes = {s.sha256 for s in doc.saes} == {m.sha256 for m in members}
     return (p.task_version == task.version and p.model == args.model and p.seed == args.seed
-            and same_sae)
-
-
-def _members(loaded):
-    return list(loaded.values()) if hasattr(loaded, "values") else [loaded]
+            and (p.n_fit, p.n_eval) == prompt_counts(args, task) and same_saes)
 
 
 def _default_run_name(sae_path) -> str:

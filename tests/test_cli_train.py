@@ -32,7 +32,11 @@ def test_train_one_node_then_run_and_skip(tmp_path, capsys):
     assert "skipped" in capsys.readouterr().err
     assert (run_dir / "results.json").stat().st_mtime_ns == before
     assert main([*args, "--skip-completed", "--seed", "1"]) == 0  # another seed: evaluated
-    assert (run_dir / "results.json").stat().st_mtime_ns != before
+    after_seed = (run_dir / "results.json").stat().st_mtime_ns
+    assert after_seed != before
+    more = [*args, "--skip-completed", "--seed", "1", "--n-eval", "120"]
+    assert main(more) == 0  # other prompt counts: evaluated again
+    assert (run_dir / "results.json").stat().st_mtime_ns != after_seed
 
 
 def test_train_cross_section_writes_a_bundle(tmp_path):
