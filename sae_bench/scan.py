@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from sae_bench.nodes import Node
-from sae_bench.patching import collect_activations, run_patched
+from sae_bench.patching import collect_activations
+from sae_bench.runner import InterventionRunner
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,12 @@ def candidate_nodes(model, roles) -> list[Node]:
 
 @torch.no_grad()
 def scan(model, data, nodes, attributes, progress=None) -> list[ScanRow]:
-    clean = run_patched(model, data.tokens, data.positions, {}, data.answer_ids,
-                        data.distractor_ids)
+    # One clean pass, then each single-node patch recomputes only the layers and positions it
+    # can change.
+    runner = InterventionRunner(model, data.tokens, data.positions, data.answer_ids,
+                                data.distractor_ids)
+    clean = runner.clean()
+    assert clean.argmax is not None  # the clean run always computes it
     ld_clean = float(clean.logit_diff.mean())
     rows = []
     for attribute in attributes:
@@ -46,8 +51,8 @@ def scan(model, data, nodes, attributes, progress=None) -> list[ScanRow]:
         cf_acts = collect_activations(model, cf.tokens, cf.positions, nodes)
         items = nodes if progress is None else progress.bar(nodes, desc=f"scan {attribute}")
         for node in items:
-            out = run_patched(model, data.tokens, data.positions, {node: cf_acts[node]},
-                              data.answer_ids, data.distractor_ids)
+            out = runner.run({node: cf_acts[node]}, argmax=True)
+            assert out.argmax is not None
             rows.append(ScanRow(
                 node=node.name,
                 attribute=attribute,
