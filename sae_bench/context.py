@@ -147,6 +147,13 @@ class EvalContext:
                 self._memo[("dict", node)] = out[node] = fitted
         return out
 
+    def supervised_reconstruction(self, node: Node, method: str = "mean") -> torch.Tensor:
+        """â [n_eval, width]: the supervised dictionary's reconstruction of the eval prompts."""
+        return self.memo(
+            ("sup_recon", node, method),
+            lambda: self.dictionaries([node])[node][method].reconstruct(self.eval_data.labels),
+        )
+
     def fit_activations(self, nodes: Sequence[Node]) -> dict[Node, torch.Tensor]:
         """Activations on the fit prompts {node: [n_fit, width]} (kept: control ranks latents
         on them, since eval prompts never contain the counterfactual names)."""

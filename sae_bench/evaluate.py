@@ -97,7 +97,7 @@ def _node_scores(
     """Per-node approximation and interpretability, and each latent's best F1 [d_sae]."""
     d = ctx.eval_data
     dictionary = ctx.dictionaries([node])[node]["mean"]
-    sup_recon = dictionary.reconstruct(d.labels)
+    sup_recon = ctx.supervised_reconstruction(node)
     n_values = {k: len(a.values) for k, a in d.attributes.items()}
     a_metrics = {
         "fvu": Metric(value=approx.fvu(acts, recon), supervised=approx.fvu(acts, sup_recon)),

@@ -32,7 +32,7 @@ def control_scores(
     fit = ctx.fit_data
     fit_acts = ctx.fit_activations(nodes)
     fit_latents = {n: saes[n].encode(fit_acts[n]).float() for n in nodes}
-    sup_recon = {n: dicts[n]["mean"].reconstruct(d.labels) for n in nodes}
+    sup_recon = {n: ctx.supervised_reconstruction(n) for n in nodes}
     metrics: dict[str, Metric] = {}
     details = []
     for attr in cs.attributes:

@@ -72,14 +72,13 @@ def supervised_approximation(ctx: EvalContext, cs: CrossSection) -> dict[str, Di
     every SAE scored at these nodes is compared with the same numbers)."""
 
     def compute():
-        d = ctx.eval_data
         dicts = ctx.dictionaries(cs.nodes)
         acts = ctx.eval_activations(cs.nodes)
         ld_clean = ctx.clean.logit_diff
         ld_ma = ctx.mean_ablation(cs).logit_diff
         scores = {}
         for method in METHODS:
-            recon = {n: dicts[n][method].reconstruct(d.labels) for n in cs.nodes}
+            recon = {n: ctx.supervised_reconstruction(n, method) for n in cs.nodes}
             without = {
                 n: approximation.without_reconstruction(acts[n], recon[n], dicts[n][method].mean)
                 for n in cs.nodes
