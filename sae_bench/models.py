@@ -109,10 +109,6 @@ _MODELS = {
 }
 
 
-def model_names() -> list[str]:
-    return sorted(_MODELS)
-
-
 def load_model(name: str, device: str = "cpu"):
     if name not in _MODELS:
         raise unknown_name("model", name, _MODELS)

@@ -70,10 +70,6 @@ class CrossSection:
     attributes: tuple[str, ...]
     description: str = ""
 
-    @property
-    def earliest_layer(self) -> int:
-        return min(n.layer for n in self.nodes)
-
 
 def node_width(model, node: Node) -> int:
     """Width of the vector a node holds for one prompt (validates the hook name)."""

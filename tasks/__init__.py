@@ -15,10 +15,6 @@ def _ioi():
 _TASKS = {"ioi": _ioi}
 
 
-def task_names() -> list[str]:
-    return sorted(_TASKS)
-
-
 def get_task(name: str):
     if name not in _TASKS:
         raise unknown_name("task", name, _TASKS)
