@@ -42,13 +42,32 @@ def gpt2_small_config(seed: int = 0):
     )
 
 
+def _gelu_tanh(x):
+    import torch.nn.functional as F
+
+    return F.gelu(x, approximate="tanh")
+
+
+def use_fused_gelu(model):
+    """Swap TransformerLens' `gelu_new` (six elementwise kernels) for PyTorch's fused tanh GELU.
+
+    The same function: both are within 4.4e-7 of a float64 evaluation of gelu_new on N(0, 3²)
+    inputs, and GPT-2-shaped logits agree within 1e-4 (tests/test_gpt2_nodes.py); the fused
+    kernel is about 4× faster, and gelu_new was a third of a GPT-2 forward pass on CPU.
+    """
+    if model.cfg.act_fn == "gelu_new":
+        for block in model.blocks:
+            block.mlp.act_fn = _gelu_tanh
+    return model
+
+
 def load_gpt2_random(device: str = "cpu", seed: int = 0):
     from transformer_lens import HookedTransformer
 
     model = HookedTransformer(
         gpt2_small_config(seed), tokenizer=gpt2_tokenizer(), move_to_device=False
     )
-    return model.to(device, print_details=False).eval()
+    return use_fused_gelu(model.to(device, print_details=False).eval())
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -93,7 +112,7 @@ def load_gpt2(device: str = "cpu"):
             f"could not load GPT-2 Small from the Hugging Face hub ({exc.__class__.__name__}); "
             "check the connection or use `--model ioi-tiny`."
         ) from None
-    return model.eval()
+    return use_fused_gelu(model.eval())
 
 
 def load_ioi_tiny(device: str = "cpu"):

@@ -98,3 +98,26 @@ def test_activations_are_deterministic(gpt2_random):
     a = collect_activations(gpt2_random, data.tokens, data.positions, node)[node[0]]
     b = collect_activations(gpt2_random, data.tokens, data.positions, node)[node[0]]
     assert torch.equal(a, b)
+
+
+def test_fused_gelu_matches_transformer_lens_gelu_new(gpt2_random):
+    """GPT-2 models run PyTorch's fused tanh GELU (models.use_fused_gelu); it must compute what
+    TransformerLens' gelu_new computes."""
+    from transformer_lens.utilities.activation_functions import gelu_new
+
+    assert all(b.mlp.act_fn is not gelu_new for b in gpt2_random.blocks)
+    x = torch.randn(4096, generator=torch.Generator().manual_seed(0)) * 3
+    torch.testing.assert_close(gpt2_random.blocks[0].mlp.act_fn(x), gelu_new(x), atol=1e-6,
+                               rtol=0)
+    tokens = TASK.build(gpt2_random, n=4, seed=0).tokens
+    with torch.no_grad():
+        fused = gpt2_random(tokens)[:, -1]
+        originals = [b.mlp.act_fn for b in gpt2_random.blocks]
+        try:
+            for b in gpt2_random.blocks:
+                b.mlp.act_fn = gelu_new
+            reference = gpt2_random(tokens)[:, -1]
+        finally:
+            for b, fn in zip(gpt2_random.blocks, originals, strict=True):
+                b.mlp.act_fn = fn
+    torch.testing.assert_close(fused, reference, atol=1e-4, rtol=0)
