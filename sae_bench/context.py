@@ -31,6 +31,8 @@ class EvalContext:
     cache: DictionaryCache
     progress: Progress
     batch_size: int = 256
+    # Layers below this are left out of the runner's clean cache (see `plan`; None: cache all).
+    cache_from_layer: int | None = None
     _memo: dict = field(default_factory=dict, repr=False)
 
     # ---- prompts and the clean run -------------------------------------------------------
@@ -59,6 +61,16 @@ class EvalContext:
             ),
         )
 
+    def plan(self, nodes: Sequence[Node]) -> None:
+        """Say which nodes will be patched, before the first run (calls accumulate): the runner
+        then caches only the layers from the earliest of them on (GPT-2 Small: 180 MB per layer
+        per 1,000 prompts). Patching an earlier node later still works (those layers are then
+        recomputed)."""
+        if "runner" not in self._memo and nodes:
+            lowest = min(node.layer for node in nodes)
+            previous = self.cache_from_layer
+            self.cache_from_layer = lowest if previous is None else min(previous, lowest)
+
     @property
     def runner(self) -> InterventionRunner:
         def make():
@@ -66,7 +78,7 @@ class EvalContext:
             with self.progress.step("clean run on eval prompts"):
                 return InterventionRunner(
                     self.model, d.tokens, d.positions, d.answer_ids, d.distractor_ids,
-                    batch_size=self.batch_size,
+                    batch_size=self.batch_size, cache_from_layer=self.cache_from_layer or 0,
                 )
 
         return self.memo("runner", make)

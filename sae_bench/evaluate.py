@@ -223,6 +223,7 @@ def evaluate_unit(ctx: EvalContext, unit: Unit) -> UnitResult:
 
 
 def evaluate(ctx: EvalContext, units: list[Unit]) -> list[UnitResult]:
+    ctx.plan([node for unit in units for node in unit.cross_section.nodes])
     results = []
     for unit in ctx.progress.bar(units, desc="evaluation units"):
         with ctx.progress.step(f"scoring {unit.cross_section.name}"):

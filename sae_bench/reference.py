@@ -146,6 +146,7 @@ def reference_cross_section(ctx: EvalContext, cs: CrossSection) -> CrossSectionR
 def evaluate_reference(
     ctx: EvalContext, cross_sections: list[CrossSection], provenance: Provenance
 ) -> ReferenceDocument:
+    ctx.plan([node for cs in cross_sections for node in cs.nodes])
     model = model_scores(ctx)
     results = []
     for cs in ctx.progress.bar(cross_sections, desc="cross-sections"):
