@@ -57,9 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
     p = sub.add_parser("run", help="score an SAE (file, folder or bundle) on a task")
-    p.add_argument("--sae", type=Path, required=True,
+    p.add_argument("--sae", type=Path, required=True, action="append",
                    help="SAE file (.safetensors/.pt), SAELens/dictionary_learning/sparsify "
-                        "folder, or bundle (folder with bundle.json, or the manifest)")
+                        "folder, or bundle (folder with bundle.json, or the manifest); repeat "
+                        "to score several SAEs against one shared clean run, counterfactuals "
+                        "and dictionaries")
     _add_common(p)
     p.add_argument("--hook", default=None,
                    help="TransformerLens hook the SAE reads, when its file does not say")
@@ -67,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="activation normalisation factor (x * scale is what the SAE reads), for "
                         "SAELens folders saved with normalize_activations=expected_average_only_in")
     p.add_argument("--out", type=Path, default=None,
-                   help="run directory (default: runs/<SAE name>)")
+                   help="run directory (default: runs/<SAE name>); with several --sae, the "
+                        "parent of one directory per SAE (default: runs/)")
     p.add_argument("--skip-completed", action="store_true",
                    help="do nothing if the run directory already holds a valid result for "
                         "this SAE, task version, model and seed (resume interrupted sweeps)")

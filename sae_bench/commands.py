@@ -180,32 +180,75 @@ def cmd_leaderboard(args) -> int:
     return run_leaderboard(args.results, args.out, quiet=args.quiet)
 
 
-def cmd_run(args) -> int:
-    from sae_bench.evaluate import evaluate, resolve_units, sae_info
-    from sae_bench.reference import model_scores
-    from sae_bench.results import EvaluationResult, metric_info_for
-    from sae_bench.sae import load_sae
-    from sae_bench.summary import render_run_summary
+def run_dirs(args) -> list[Path]:
+    """Where each SAE's results go: --out itself for one SAE, --out/<SAE name> for several."""
+    names = [_default_run_name(path) for path in args.sae]
+    if len(args.sae) == 1:
+        return [args.out or Path("runs") / names[0]]
+    parent = args.out or Path("runs")
+    seen: dict[str, Path] = {}
+    for name, path in zip(names, args.sae, strict=True):
+        if name in seen:
+            raise UserError(
+                f"two SAEs would write {parent / name} ({seen[name]} and {path}); rename one, or "
+                "run them separately with their own --out."
+            )
+        seen[name] = path
+    return [parent / name for name in names]
 
-    out_dir = args.out or Path("runs") / _default_run_name(args.sae)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir} is a file; give a directory for the run.")
+
+def cmd_run(args) -> int:
+    """Score one or more SAEs. Several SAEs share one evaluation context: the clean run,
+    counterfactual activations and patches, and supervised dictionaries are computed once."""
+    from sae_bench.evaluate import resolve_units
+    from sae_bench.sae import load_sae
+
+    out_dirs = run_dirs(args)
+    for out_dir in out_dirs:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise UserError(f"--out {out_dir} is a file; give a directory for the run.")
     task = get_task(args.task)
-    # Validate the SAE before the (slower) model load.
-    loaded = load_sae(args.sae, hook_name=args.hook, input_scale=args.input_scale)
-    if args.skip_completed and _completed(out_dir / "results.json", loaded, task, args):
-        print(f"skipped: {out_dir / 'results.json'} already holds this evaluation",
-              file=sys.stderr)
+    # Validate every SAE before the (slower) model load.
+    loaded = [load_sae(path, hook_name=args.hook, input_scale=args.input_scale)
+              for path in args.sae]
+    todo = []
+    for sae, out_dir in zip(loaded, out_dirs, strict=True):
+        if args.skip_completed and _completed(out_dir / "results.json", sae, task, args):
+            print(f"skipped: {out_dir / 'results.json'} already holds this evaluation",
+                  file=sys.stderr)
+        else:
+            todo.append((sae, out_dir))
+    if not todo:
         return 0
     progress = Progress(enabled=not args.quiet)
     with progress.step(f"loading model {args.model}"):
         model = load_model(args.model, device=args.device)
     ctx = make_context(args, task, model)
-    units = resolve_units(ctx, loaded)
+    plans = [(resolve_units(ctx, sae), out_dir) for sae, out_dir in todo]
+    ctx.plan([node for units, _ in plans for unit in units for node in unit.cross_section.nodes])
+    several = len(plans) > 1
+    for units, out_dir in progress.bar(plans, desc="SAEs") if several else plans:
+        summary = evaluate_and_write(ctx, units, out_dir, args)
+        if several:
+            print(f"== {out_dir}\n{summary}\n")
+            print(f"wrote {out_dir / 'results.json'}", file=sys.stderr)
+        else:
+            print(summary)
+            print(f"\nwrote {out_dir / 'results.json'}", file=sys.stderr)
+    return 0
+
+
+def evaluate_and_write(ctx: EvalContext, units, out_dir: Path, args) -> str:
+    """Evaluate one SAE (or bundle) and write its results.json and summary.txt; the summary."""
+    from sae_bench.evaluate import evaluate, sae_info
+    from sae_bench.reference import model_scores
+    from sae_bench.results import EvaluationResult, metric_info_for
+    from sae_bench.summary import render_run_summary
+
     saes = [sae_info(node, sae) for u in units for node, sae in u.saes.items()]
     files = {s.source or s.node: s.sha256 or "" for s in saes}
     provenance = collect(
-        model_name=args.model, model_fingerprint=ctx.fingerprint, task=task, seed=args.seed,
+        model_name=args.model, model_fingerprint=ctx.fingerprint, task=ctx.task, seed=args.seed,
         n_fit=ctx.n_fit, n_eval=ctx.n_eval, device=args.device, sae_files=files,
         nodes=[s.node for s in saes],
     )
@@ -215,9 +258,7 @@ def cmd_run(args) -> int:
     summary = render_run_summary(doc)
     write_text_atomic(out_dir / "results.json", doc.to_json())
     write_text_atomic(out_dir / "summary.txt", summary + "\n")
-    print(summary)
-    print(f"\nwrote {out_dir / 'results.json'}", file=sys.stderr)
-    return 0
+    return summary
 
 
 def _completed(path: Path, loaded, task, args) -> bool:

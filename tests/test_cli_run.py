@@ -162,3 +162,36 @@ def test_second_context_reuses_cached_dictionaries(tmp_path):
                         n_eval=50, cache=DictionaryCache(tmp_path), progress=Progress(False))
     other.dictionaries([node])
     assert "fit" in other._memo
+
+
+def test_several_saes_share_one_context_and_match_separate_runs(tmp_path, cache_dir):
+    """`run --sae A --sae B` computes the shared pieces once; each result must still be the file
+    a run of that SAE alone writes."""
+    from sae_bench.sae import SAE
+
+    g = torch.Generator().manual_seed(1)
+    paths = [tmp_path / "identity.safetensors", tmp_path / "random.safetensors"]
+    save_native(identity_sae(128, NODE_HOOK, position="END"), paths[0])
+    save_native(SAE(W_enc=torch.randn(128, 256, generator=g) / 11,
+                    W_dec=torch.randn(256, 128, generator=g) / 16, b_enc=torch.zeros(256),
+                    b_dec=torch.zeros(128), architecture="relu", hook_name=NODE_HOOK,
+                    position="END"), paths[1])
+    together = tmp_path / "together"
+    assert run(["run", "--sae", str(paths[0]), "--sae", str(paths[1]), "--model", "ioi-tiny",
+                "--out", str(together)], cache_dir) == 0
+    for path in paths:
+        alone = tmp_path / f"alone-{path.stem}"
+        assert run(["run", "--sae", str(path), "--model", "ioi-tiny", "--out", str(alone)],
+                   cache_dir) == 0
+        assert (together / path.stem / "results.json").read_bytes() == \
+            (alone / "results.json").read_bytes()
+
+
+def test_several_saes_with_one_name_are_refused(tmp_path, cache_dir, identity_file, capsys):
+    other = tmp_path / "identity.safetensors"
+    other.write_bytes(identity_file.read_bytes())
+    code = run(["run", "--sae", str(identity_file), "--sae", str(other), "--model", "ioi-tiny",
+                "--out", str(tmp_path / "runs")], cache_dir)
+    err = capsys.readouterr().err
+    assert code == 2 and "two SAEs would write" in err and "rename one" in err
+    assert not (tmp_path / "runs").exists()
