@@ -1,8 +1,12 @@
-"""On-disk cache of supervised dictionaries, keyed by everything that determines them.
+"""On-disk cache of supervised dictionaries and of the fit-prompt activations they come from,
+keyed by everything that determines them.
 
-Key: model name + weight fingerprint, node, task name + version, seed, number of fit prompts,
-fit method. Files are safetensors written atomically, so an interrupted run never leaves a
-half-written entry that a later run would trust.
+Key: model name + weight fingerprint, node, task name + version, seed, number of fit prompts, and
+the fit method (dictionaries) or "activations". The activations are kept because every SAE
+evaluation ranks latents on the fit prompts: without them a fresh process repeats the fit
+prompts' forward pass (GPT-2 Small, 20,000 prompts: about 5 minutes on 2 cores) even when the
+dictionaries are cached. Files are safetensors written atomically, so an interrupted run never
+leaves a half-written entry that a later run would trust.
 """
 
 from __future__ import annotations
@@ -47,8 +51,19 @@ class DictionaryCache:
         blob = json.dumps(parts, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
-    def _path(self, key: str) -> Path:
-        return self.root / "dictionaries" / f"{key}.safetensors"
+    def _path(self, key: str, kind: str = "dictionaries") -> Path:
+        return self.root / kind / f"{key}.safetensors"
+
+    def get_activations(self, key: str) -> torch.Tensor | None:
+        """Cached activations [n_fit, width], or None (missing or unreadable: recompute)."""
+        try:
+            return load_file(str(self._path(key, "activations")))["activations"]
+        except (SafetensorError, OSError, ValueError, KeyError):
+            return None
+
+    def put_activations(self, key: str, activations: torch.Tensor, **meta: str) -> None:
+        write_bytes_atomic(self._path(key, "activations"),
+                           save({"activations": activations.contiguous()}, metadata=meta))
 
     def get(self, key: str) -> SupervisedDictionary | None:
         path = self._path(key)

@@ -142,7 +142,7 @@ class EvalContext:
             if ("dict", node) in self._memo:
                 out[node] = self._memo[("dict", node)]
                 continue
-            found = {m: self.cache.get(self._dict_key(node, m)) for m in METHODS}
+            found = {m: self.cache.get(self._cache_key(node, m)) for m in METHODS}
             if all(d is not None for d in found.values()):
                 self._memo[("dict", node)] = out[node] = found  # type: ignore[assignment]
             else:
@@ -154,7 +154,7 @@ class EvalContext:
             for node in to_fit:
                 fitted = {m: fit(acts[node], fit_data.labels, n_values, m) for m in METHODS}
                 for m, d in fitted.items():
-                    key = self._dict_key(node, m)
+                    key = self._cache_key(node, m)
                     self.cache.put(key, d, node=node.name, model=self.model_name)
                 self._memo[("dict", node)] = out[node] = fitted
         return out
@@ -167,9 +167,17 @@ class EvalContext:
         )
 
     def fit_activations(self, nodes: Sequence[Node]) -> dict[Node, torch.Tensor]:
-        """Activations on the fit prompts {node: [n_fit, width]} (kept: control ranks latents
-        on them, since eval prompts never contain the counterfactual names)."""
-        missing = [n for n in nodes if ("fit_act", n) not in self._memo]
+        """Activations on the fit prompts {node: [n_fit, width]} from memory, then disk, then
+        the model (kept: control ranks latents on them, since eval prompts never contain the
+        counterfactual names)."""
+        missing = []
+        for node in nodes:
+            if ("fit_act", node) not in self._memo:
+                cached = self.cache.get_activations(self._cache_key(node, "activations"))
+                if cached is None or cached.shape[0] != self.n_fit:
+                    missing.append(node)
+                else:
+                    self._memo[("fit_act", node)] = cached
         if missing:
             fit_data = self.fit_data
             with self.progress.step(f"fit activations for {len(missing)} node(s)"):
@@ -178,10 +186,13 @@ class EvalContext:
                     batch_size=self.batch_size,
                 )
             for node, a in acts.items():
+                self.cache.put_activations(self._cache_key(node, "activations"), a,
+                                           node=node.name, model=self.model_name)
                 self._memo[("fit_act", node)] = a
         return {n: self._memo[("fit_act", n)] for n in nodes}
 
-    def _dict_key(self, node: Node, method: str) -> str:
+    def _cache_key(self, node: Node, method: str) -> str:
+        """A dictionary's key (method "mean"/"lstsq"), or the fit activations' ("activations")."""
         return DictionaryCache.key(
             model=self.model_name,
             fingerprint=self.fingerprint,

@@ -195,3 +195,37 @@ def test_several_saes_with_one_name_are_refused(tmp_path, cache_dir, identity_fi
     err = capsys.readouterr().err
     assert code == 2 and "two SAEs would write" in err and "rename one" in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_fit_activations_are_cached_on_disk(tmp_path, monkeypatch):
+    """A fresh process with a warm cache must not run the fit prompts through the model again
+    (GPT-2: minutes), and must get the same activations back."""
+    import sae_bench.context as context_module
+    from sae_bench.cache import DictionaryCache
+    from sae_bench.context import EvalContext
+    from sae_bench.models import load_model
+    from sae_bench.nodes import Node
+    from sae_bench.progress import Progress
+    from sae_bench.tasks import get_task
+
+    model, task = load_model("ioi-tiny"), get_task("ioi")
+    node = Node(NODE_HOOK, "END")
+
+    def context(n_fit=300):
+        return EvalContext(model=model, model_name="ioi-tiny", task=task, seed=0, n_fit=n_fit,
+                           n_eval=50, cache=DictionaryCache(tmp_path), progress=Progress(False))
+
+    first = context().fit_activations([node])[node]
+    assert first.shape == (300, 128)
+
+    def no_forward(*args, **kwargs):
+        raise AssertionError("fit activations were recomputed despite the cache")
+
+    with monkeypatch.context() as m:
+        m.setattr(context_module, "collect_activations", no_forward)
+        assert torch.equal(context().fit_activations([node])[node], first)
+    # Another prompt count is another entry; a corrupt entry is recomputed, not trusted.
+    assert context(n_fit=200).fit_activations([node])[node].shape == (200, 128)
+    for path in (tmp_path / "activations").iterdir():
+        path.write_bytes(b"not safetensors")
+    assert torch.equal(context().fit_activations([node])[node], first)
