@@ -1,0 +1,77 @@
+"""Scale targets on a GPT-2-Small-shaped model (random weights, GPT-2's tokenizer).
+
+One full five-axis `sae-bench run` of one SAE bundle at GPT-2's main cross-section (`bnm_out`:
+the 11 (backup) name-mover head outputs at END) with 1,000 eval and 1,000 fit prompts, and the
+same run with 20 SAE bundles sharing one evaluation context. Each scenario runs in a fresh
+process (`scale_probe.py`) so its peak memory is its own.
+
+Asserted (ratios measured within one run, so machine load hits both sides alike; and memory):
+- harness wall time (evaluation, model load excluded) <= 1.5x the time inside forward passes;
+- 20 SAEs cost <= 8x one SAE;
+- peak resident memory < 4 GB.
+The absolute times (target: one SAE in <= 60 s on 2 cores) are reported, not asserted.
+
+With ``--benchmark-disable`` (the CI quick pass) it runs one and two SAEs on 64 eval prompts: the
+same code paths, checked for completing, writing their results and the memory bound, without the
+timing assertions.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROBE = Path(__file__).resolve().parent / "scale_probe.py"
+FULL = {"n_eval": 1000, "n_fit": 1000, "many": 20}
+SMOKE = {"n_eval": 64, "n_fit": 1000, "many": 2}  # fewer fit prompts miss names
+MAX_HARNESS_OVER_FORWARD = 1.5
+MAX_MANY_OVER_ONE = 8.0
+MAX_PEAK_GB = 4.0
+
+
+def probe(tmp_path: Path, n_saes: int, n_eval: int, n_fit: int) -> dict:
+    out = tmp_path / f"probe-{n_saes}.json"
+    proc = subprocess.run(
+        [sys.executable, str(PROBE), "--n-saes", str(n_saes), "--n-eval", str(n_eval),
+         "--n-fit", str(n_fit), "--out", str(out)],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_scale_one_and_many_saes(benchmark, figures, tmp_path):
+    size = FULL if benchmark.enabled else SMOKE
+    runs = {}
+
+    def both():
+        runs["one"] = probe(tmp_path, 1, size["n_eval"], size["n_fit"])
+        runs["many"] = probe(tmp_path, size["many"], size["n_eval"], size["n_fit"])
+
+    benchmark.pedantic(both, rounds=1, iterations=1)
+    one, many = runs["one"], runs["many"]
+    many_over_one = many["eval_s"] / one["eval_s"]
+    figures({
+        "cross_section": one["cross_section"],
+        "n_eval": one["n_eval"],
+        "n_fit": one["n_fit"],
+        "one_sae_eval_s": one["eval_s"],
+        "one_sae_forward_s": one["forward_s"],
+        "one_sae_harness_over_forward": one["harness_over_forward"],
+        "one_sae_model_load_s": one["model_load_s"],
+        "one_sae_peak_rss_gb": one["peak_rss_gb"],
+        "many_saes": many["n_saes"],
+        "many_saes_eval_s": many["eval_s"],
+        "many_over_one": round(many_over_one, 2),
+        "many_saes_peak_rss_gb": many["peak_rss_gb"],
+        "threads": one["threads"],
+    })
+    assert one["peak_rss_gb"] < MAX_PEAK_GB and many["peak_rss_gb"] < MAX_PEAK_GB
+    if benchmark.enabled:
+        assert one["harness_over_forward"] <= MAX_HARNESS_OVER_FORWARD, one
+        assert many_over_one <= MAX_MANY_OVER_ONE, (one, many)
