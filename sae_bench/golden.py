@@ -87,26 +87,32 @@ def compare(golden: dict, doc: EvaluationResult) -> list[str]:
 
 
 GOLDEN_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "golden"
-GOLDEN_SAES = ("topk-k4-task", "relu-l1_3-task")
 SAE_DIR = Path(__file__).resolve().parent.parent / "reports" / "ioi-tiny" / "saes"
+# Every shipped baseline (reports/ioi-tiny/saes), scored together in one shared context.
+GOLDEN_SAES = tuple(sorted(path.stem for path in SAE_DIR.glob("*.safetensors")))
 
 
 def golden_path(task_version: str, sae_name: str) -> Path:
     return GOLDEN_DIR / f"ioi-{task_version}" / f"{sae_name}.json"
 
 
-def evaluate_shipped(sae_name: str, out_dir: Path, cache_dir: Path | None = None) -> Path:
-    """Score a shipped baseline with the golden settings; returns the results.json path."""
+def evaluate_shipped(names: tuple[str, ...], out_dir: Path,
+                     cache_dir: Path | None = None) -> dict[str, Path]:
+    """Score shipped baselines with the golden settings in one `sae-bench run` (one shared clean
+    run, counterfactuals and dictionaries); {name: results.json path}."""
     from sae_bench.cli import main
 
-    args = ["run", "--sae", str(SAE_DIR / f"{sae_name}.safetensors"), "--task", "ioi",
-            "--model", "ioi-tiny", "--seed", str(SEED), "--n-fit", str(N_FIT), "--n-eval",
-            str(N_EVAL), "--out", str(out_dir), "--quiet"]
+    args = ["run", "--task", "ioi", "--model", "ioi-tiny", "--seed", str(SEED), "--n-fit",
+            str(N_FIT), "--n-eval", str(N_EVAL), "--quiet"]
+    for name in names:
+        args += ["--sae", str(SAE_DIR / f"{name}.safetensors")]
+    runs = {name: out_dir / name for name in names}
+    args += ["--out", str(out_dir if len(names) > 1 else runs[names[0]])]
     if cache_dir is not None:
         args += ["--cache-dir", str(cache_dir)]
     if main(args) != 0:
-        raise RuntimeError(f"evaluating {sae_name} failed")
-    return out_dir / "results.json"
+        raise RuntimeError(f"evaluating {', '.join(names)} failed")
+    return {name: run / "results.json" for name, run in runs.items()}
 
 
 def refresh(tmp: Path) -> list[Path]:
@@ -114,8 +120,8 @@ def refresh(tmp: Path) -> list[Path]:
     from sae_bench.results import load_result
 
     written = []
-    for name in GOLDEN_SAES:
-        doc = load_result(evaluate_shipped(name, tmp / name))
+    for name, result in evaluate_shipped(GOLDEN_SAES, tmp).items():
+        doc = load_result(result)
         path = golden_path(doc.provenance.task_version, name)
         write_text_atomic(path, json.dumps(golden_document(doc), indent=2) + "\n")
         written.append(path)

@@ -15,16 +15,27 @@ from sae_bench.results import load_result
 from sae_bench.tasks import get_task
 
 
+@pytest.fixture(scope="module")
+def shipped_results(tmp_path_factory):
+    """Every shipped baseline re-evaluated once, in one shared context."""
+    tmp = tmp_path_factory.mktemp("golden")
+    return evaluate_shipped(GOLDEN_SAES, tmp / "runs", tmp / "cache")
+
+
+def test_every_shipped_baseline_has_a_golden_file():
+    assert len(GOLDEN_SAES) == 16
+    version = get_task("ioi").version
+    missing = [n for n in GOLDEN_SAES if not golden_path(version, n).exists()]
+    assert not missing, (f"no golden file for {missing} at task version {version}: run "
+                         "`python -m sae_bench.golden --refresh` after bumping the version")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", GOLDEN_SAES)
-def test_scores_match_golden(name, tmp_path):
-    path = golden_path(get_task("ioi").version, name)
-    assert path.exists(), (f"no golden file for task version {get_task('ioi').version}: run "
-                           "`python -m sae_bench.golden --refresh` after bumping the version")
-    golden = json.loads(path.read_text())
-    doc = load_result(evaluate_shipped(name, tmp_path / "run", tmp_path / "cache"))
-    drift = compare(golden, doc)
-    assert not drift, "scores drifted from the golden file:\n" + "\n".join(drift)
+def test_scores_match_golden(name, shipped_results):
+    golden = json.loads(golden_path(get_task("ioi").version, name).read_text())
+    drift = compare(golden, load_result(shipped_results[name]))
+    assert not drift, f"{name}: scores drifted from the golden file:\n" + "\n".join(drift)
 
 
 def test_compare_reports_drift_readably(monkeypatch):
