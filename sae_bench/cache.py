@@ -42,13 +42,19 @@ def model_fingerprint(model) -> str:
     return h.hexdigest()[:16]
 
 
+# Part of every key. Bumped whenever cached entries would be computed differently, even only at
+# float rounding (2: fit activations from `collect.node_activations`), so a results file never
+# depends on which version filled the cache.
+CACHE_FORMAT = 2
+
+
 class DictionaryCache:
     def __init__(self, root: Path | str | None = None):
         self.root = Path(root) if root is not None else default_cache_dir()
 
     @staticmethod
     def key(**parts) -> str:
-        blob = json.dumps(parts, sort_keys=True, default=str)
+        blob = json.dumps({"cache_format": CACHE_FORMAT, **parts}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
     def _path(self, key: str, kind: str = "dictionaries") -> Path:

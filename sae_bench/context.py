@@ -11,10 +11,11 @@ from typing import Any
 
 import torch
 
+from sae_bench import collect
 from sae_bench.cache import DictionaryCache, model_fingerprint
 from sae_bench.dictionaries import METHODS, SupervisedDictionary, fit
 from sae_bench.nodes import CrossSection, Node, node_width
-from sae_bench.patching import PatchedOutput, collect_activations
+from sae_bench.patching import PatchedOutput
 from sae_bench.progress import Progress
 from sae_bench.runner import InterventionRunner
 from sae_bench.tasks.base import Task, TaskData
@@ -117,7 +118,7 @@ class EvalContext:
         if missing:
             cf = self.eval_data.counterfactuals[attribute]
             with self.progress.step(f"counterfactual activations ({attribute})"):
-                acts = collect_activations(
+                acts = collect.node_activations(
                     self.model, cf.tokens, cf.positions, missing, batch_size=self.batch_size
                 )
             for node, a in acts.items():
@@ -181,7 +182,7 @@ class EvalContext:
         if missing:
             fit_data = self.fit_data
             with self.progress.step(f"fit activations for {len(missing)} node(s)"):
-                acts = collect_activations(
+                acts = collect.node_activations(
                     self.model, fit_data.tokens, fit_data.positions, missing,
                     batch_size=self.batch_size,
                 )

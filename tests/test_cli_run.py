@@ -200,7 +200,7 @@ def test_several_saes_with_one_name_are_refused(tmp_path, cache_dir, identity_fi
 def test_fit_activations_are_cached_on_disk(tmp_path, monkeypatch):
     """A fresh process with a warm cache must not run the fit prompts through the model again
     (GPT-2: minutes), and must get the same activations back."""
-    import sae_bench.context as context_module
+    from sae_bench import collect
     from sae_bench.cache import DictionaryCache
     from sae_bench.context import EvalContext
     from sae_bench.models import load_model
@@ -222,7 +222,7 @@ def test_fit_activations_are_cached_on_disk(tmp_path, monkeypatch):
         raise AssertionError("fit activations were recomputed despite the cache")
 
     with monkeypatch.context() as m:
-        m.setattr(context_module, "collect_activations", no_forward)
+        m.setattr(collect, "node_activations", no_forward)
         assert torch.equal(context().fit_activations([node])[node], first)
     # Another prompt count is another entry; a corrupt entry is recomputed, not trusted.
     assert context(n_fit=200).fit_activations([node])[node].shape == (200, 128)
