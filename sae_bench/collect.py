@@ -45,8 +45,9 @@ def node_activations(
 ) -> dict[Node, torch.Tensor]:
     """Clean activations {node: [n, width]} (float32, CPU) of `nodes` on `tokens` [n, seq]."""
     widths = {node: node_width(model, node) for node in nodes}  # validates hooks and heads
-    sites = {node: site_of(node) for node in nodes}
-    if unsupported_reason(model) is not None or any(s is None for s in sites.values()):
+    found_sites = {node: site_of(node) for node in nodes}
+    sites = {node: site for node, site in found_sites.items() if site is not None}
+    if unsupported_reason(model) is not None or len(sites) < len(nodes):
         return collect_activations(model, tokens, positions, nodes, batch_size=batch_size)
     pos = {node: positions[node.position].long() for node in nodes}
     last_pos = torch.stack(list(pos.values())).amax(0)  # [n] last position any node reads
