@@ -6,10 +6,10 @@ peak memory is the evaluation's own; `bench_scale.py` starts it in a fresh proce
 Measured in the same process, around the real CLI:
 - ``run_s``: wall time of ``sae-bench run`` (SAE loading, model loading, evaluation, writing);
 - ``model_load_s``: the model load inside it, so ``eval_s = run_s - model_load_s``;
-- ``forward_s``: time inside the model's forward computations the evaluation must do: every
-  TransformerLens forward (the clean pass), every activation collection on fit and counterfactual
-  prompts, and every batch of the suffix-only runner (patched runs, activations it computes).
-  Nested calls count once.
+- ``forward_s``: time inside the model's forward computations the evaluation must do: the
+  runner's clean pass, every activation collection on fit and counterfactual prompts, every batch
+  of the suffix-only runner (patched runs, activations it computes), and any other
+  TransformerLens forward. Nested calls count once.
 - ``peak_rss_gb``: the process's peak resident memory, model included (``VmHWM``: unlike
   ``ru_maxrss``, it does not carry over the parent's peak across fork and exec).
 
@@ -103,6 +103,7 @@ def probe(n_saes: int, cross_section: str, n_eval: int, n_fit: int, seed: int) -
     forward = ForwardClock()
     forward.wrap(HookedTransformer, "forward")
     forward.wrap(collect, "node_activations")
+    forward.wrap(InterventionRunner, "_clean_pass")
     forward.wrap(InterventionRunner, "_run_batch")
     forward.wrap(InterventionRunner, "_layer_activations")
     load = ForwardClock()

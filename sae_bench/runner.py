@@ -110,8 +110,8 @@ class InterventionRunner:
     def activations(self, nodes: Sequence[Node]) -> dict[Node, torch.Tensor]:
         """Clean values {node: [n, width]} (float32, CPU), as `patching.collect_activations`.
 
-        resid_pre, resid_post, k and v are read from the cache (bitwise equal); other sites are
-        computed by one block on the needed window (equal to float32 rounding).
+        resid_pre, resid_post, k and v are read from the cache; other sites are computed by one
+        block on the needed window (both equal to the reference to float32 rounding).
         """
         for node in nodes:
             node_width(self.model, node)
@@ -211,7 +211,8 @@ class InterventionRunner:
 
     @torch.no_grad()
     def _clean_pass(self) -> RunOutput:
-        """One batched TransformerLens forward pass that fills the cache; clean outputs at END."""
+        """One batched forward pass through the window forward (start 0) that fills the cache;
+        the last block computes END only. Clean outputs at END."""
         model, cfg = self.model, self.model.cfg
         dev = self._device()
         for layer in range(self.cache_from, cfg.n_layers):
@@ -221,29 +222,21 @@ class InterventionRunner:
             self._k[layer] = torch.empty(shape, dtype=cfg.dtype, device=dev)
             self._v[layer] = torch.empty(shape, dtype=cfg.dtype, device=dev)
         lds, tops = [], []
+        last = cfg.n_layers - 1
         for start in range(0, self.n, self.batch_size):
             sl = slice(start, min(self.n, start + self.batch_size))
-            final: list[torch.Tensor] = []
-
-            def store(dest: torch.Tensor, sl: slice = sl, head_major: bool = False):
-                def hook(act, hook):
-                    dest[sl] = act.transpose(1, 2) if head_major else act
-
-                return hook
-
-            def keep_end(act, hook, final: list[torch.Tensor] = final):
-                final.append(act[:, -1])
-
-            fwd = [(f"blocks.{cfg.n_layers - 1}.hook_resid_post", keep_end)]
-            for layer in self._resid:
-                fwd += [
-                    (f"blocks.{layer}.hook_resid_pre", store(self._resid[layer])),
-                    (f"blocks.{layer}.attn.hook_k", store(self._k[layer], head_major=True)),
-                    (f"blocks.{layer}.attn.hook_v", store(self._v[layer], head_major=True)),
-                ]
-            with model.hooks(fwd_hooks=fwd):
-                model(self.tokens[sl].to(dev), return_type=None)
-            ld, top = readout(model, final[0], self.answer_ids[sl].to(dev),
+            # The embeddings exactly as TransformerLens computes them (its forward, no block).
+            x = model(self.tokens[sl].to(dev), stop_at_layer=0)
+            for layer in range(cfg.n_layers):
+                kv: list[torch.Tensor] | None = None
+                if layer in self._resid:
+                    self._resid[layer][sl] = x
+                    kv = []
+                x = block_window(self._layer(layer), x, 0, None, None, {},
+                                 end_only=layer == last, kv_out=kv)
+                if kv:
+                    self._k[layer][sl], self._v[layer][sl] = kv
+            ld, top = readout(model, x[:, -1], self.answer_ids[sl].to(dev),
                               self.distractor_ids[sl].to(dev), argmax=True)
             lds.append(ld.cpu())
             tops.append(top.cpu())

@@ -191,6 +191,7 @@ def block_window(
     *,
     end_only: bool = False,
     captures: Captures | None = None,
+    kv_out: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """One block on the window `start..seq-1`; returns its resid_post there.
 
@@ -199,6 +200,8 @@ def block_window(
     end_only: the block is the last one and only END's output is wanted, so keys/values are
     computed on the whole window (END attends to them) but everything else on END alone; the
     result is then [b, 1, d_model].
+    kv_out: if given, the window's keys and values [b, n_heads, t, d_head] (after any patch) are
+    appended to it, for the runner's clean cache.
     """
     block = lw.block
     b, t, _ = x.shape
@@ -221,6 +224,8 @@ def block_window(
     k = _hook(k, start, "attn.hook_k", patches, captures).transpose(1, 2)
     v = _hook(v, start, "attn.hook_v", patches, captures).transpose(1, 2)
     q = q.transpose(1, 2)
+    if kv_out is not None:
+        kv_out.extend((k, v))
 
     # TransformerLens' AbstractAttention.forward, with the keys split into the cached prefix and
     # the window rather than concatenated (the prefix may be a view into the cache: no copy).
