@@ -93,7 +93,8 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def probe(n_saes: int, cross_section: str, n_eval: int, n_fit: int, seed: int) -> dict:
+def probe(n_saes: int, cross_section: str, n_eval: int, n_fit: int, seed: int,
+          cache_dir: Path | None = None) -> dict:
     from transformer_lens import HookedTransformer
 
     from sae_bench import collect, commands
@@ -112,7 +113,7 @@ def probe(n_saes: int, cross_section: str, n_eval: int, n_fit: int, seed: int) -
         folder = Path(tmp)
         bundles = write_bundles(folder, n_saes, cross_section, d_in=64)
         argv = ["run", "--model", "gpt2-random", "--n-eval", str(n_eval), "--n-fit", str(n_fit),
-                "--seed", str(seed), "--cache-dir", str(folder / "cache"), "--quiet",
+                "--seed", str(seed), "--cache-dir", str(cache_dir or folder / "cache"), "--quiet",
                 "--out", str(folder / "runs" / ("one" if n_saes == 1 else ""))]
         for bundle in bundles:
             argv += ["--sae", str(bundle)]
@@ -145,9 +146,12 @@ def main() -> None:
     parser.add_argument("--n-eval", type=int, default=1000)
     parser.add_argument("--n-fit", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="dictionary/activation cache to use (default: a fresh, empty one)")
     parser.add_argument("--out", type=Path, required=True, help="JSON file for the figures")
     args = parser.parse_args()
-    figures = probe(args.n_saes, args.cross_section, args.n_eval, args.n_fit, args.seed)
+    figures = probe(args.n_saes, args.cross_section, args.n_eval, args.n_fit, args.seed,
+                    args.cache_dir)
     args.out.write_text(json.dumps(figures, indent=2) + "\n")
 
 
