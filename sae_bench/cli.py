@@ -81,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="report directory")
     p.add_argument("--quiet", action="store_true")
 
+    p = sub.add_parser("golden", help="pin a result's scores in a golden file, or check a "
+                                      "result against one (score regressions in CI)")
+    p.add_argument("results", type=Path, help="results.json from `sae-bench run`")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", type=Path, help="golden file to write (per-metric tolerances)")
+    mode.add_argument("--check", type=Path,
+                      help="golden file to compare with: exit 1 and one line per drifted metric")
+
     p = sub.add_parser("train-sae", help="train a reference SAE on task prompts or training text")
     p.add_argument("--arch", required=True,
                    choices=["relu", "gated", "topk", "batchtopk", "jumprelu"])

@@ -197,6 +197,12 @@ def run_dirs(args) -> list[Path]:
     return [parent / name for name in names]
 
 
+def cmd_golden(args) -> int:
+    from sae_bench.golden import cmd_golden
+
+    return cmd_golden(args.results, args.write, args.check)
+
+
 def cmd_run(args) -> int:
     """Score one or more SAEs. Several SAEs share one evaluation context: the clean run,
     counterfactual activations and patches, and supervised dictionaries are computed once."""

@@ -86,6 +86,56 @@ def compare(golden: dict, doc: EvaluationResult) -> list[str]:
     return lines
 
 
+def read_golden(path: Path) -> dict:
+    """A golden file, checked enough that `compare` cannot fail on its shape."""
+    from sae_bench.errors import UserError
+    from sae_bench.sae.files import read_json
+
+    golden = read_json(path, "golden file")
+    metrics = golden.get("metrics")
+    if golden.get("golden_schema") != GOLDEN_SCHEMA or not isinstance(metrics, dict) or not all(
+        isinstance(m, dict) and {"value", "tolerance"} <= set(m) for m in metrics.values()
+    ):
+        raise UserError(f"{path} is not a schema {GOLDEN_SCHEMA} golden file; write one with "
+                        "`sae-bench golden RESULTS --write FILE`.")
+    return golden
+
+
+def setting_mismatch(golden: dict, doc: EvaluationResult) -> str | None:
+    """Why a result cannot be compared with a golden file (other task version, model, seed or
+    prompt counts), or None."""
+    p = doc.provenance
+    now = {"task": p.task, "task_version": p.task_version, "model": p.model, "seed": p.seed,
+           "n_fit": p.n_fit, "n_eval": p.n_eval}
+    differs = [f"{k} {golden.get(k)!r} vs {v!r}" for k, v in now.items() if golden.get(k) != v]
+    return "; ".join(differs) or None
+
+
+def cmd_golden(results: Path, write: Path | None, check: Path | None) -> int:
+    """`sae-bench golden`: pin a result's scores (--write) or check a result against them."""
+    from sae_bench.errors import UserError
+    from sae_bench.io import write_text_atomic
+    from sae_bench.results import load_result
+
+    doc = load_result(results)
+    if write is not None:
+        write_text_atomic(write, json.dumps(golden_document(doc), indent=2) + "\n")
+        print(f"wrote {write} ({len(flatten(doc))} metrics)")
+        return 0
+    assert check is not None
+    golden = read_golden(check)
+    mismatch = setting_mismatch(golden, doc)
+    if mismatch:
+        raise UserError(f"{results} was not evaluated like {check} ({mismatch}); re-run with the "
+                        "golden file's settings, or rewrite it deliberately with --write.")
+    drift = compare(golden, doc)
+    for line in drift:
+        print(line)
+    print(f"{len(drift)} metric(s) drifted from {check}" if drift
+          else f"all {len(golden['metrics'])} metrics within tolerance of {check}")
+    return 1 if drift else 0
+
+
 GOLDEN_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "golden"
 SAE_DIR = Path(__file__).resolve().parent.parent / "reports" / "ioi-tiny" / "saes"
 # Every shipped baseline (reports/ioi-tiny/saes), scored together in one shared context.

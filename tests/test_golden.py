@@ -56,3 +56,32 @@ def test_compare_reports_drift_readably(monkeypatch):
         "float noise)",
         "unit/u/approximation/l0: new metric, not in the golden file",
     ]
+
+
+def test_golden_command_pins_and_checks_a_result(tmp_path, capsys):
+    """Users' CI: `sae-bench golden RESULTS --write` once, then `--check` after every run."""
+    from sae_bench.cli import main
+    from sae_bench.golden import SAE_DIR
+
+    shipped = SAE_DIR.parent / "runs" / "topk-k4-task" / "results.json"
+    golden = tmp_path / "golden.json"
+    assert main(["golden", str(shipped), "--write", str(golden)]) == 0
+    assert main(["golden", str(shipped), "--check", str(golden)]) == 0
+    assert "within tolerance" in capsys.readouterr().out
+
+    raw = json.loads(shipped.read_text())
+    raw["units"][0]["approximation"]["sufficiency"]["value"] += 0.01
+    drifted = tmp_path / "drifted.json"
+    drifted.write_text(json.dumps(raw))
+    assert main(["golden", str(drifted), "--check", str(golden)]) == 1
+    out = capsys.readouterr().out
+    assert "approximation/sufficiency: was" in out and "1 metric(s) drifted" in out
+
+    raw["provenance"]["seed"] = 3
+    drifted.write_text(json.dumps(raw))
+    assert main(["golden", str(drifted), "--check", str(golden)]) == 2
+    assert "seed 0 vs 3" in capsys.readouterr().err
+    golden.write_text('{"golden_schema": "1.0", "metrics": {"x": 1}}')
+    assert main(["golden", str(shipped), "--check", str(golden)]) == 2
+    err = capsys.readouterr().err
+    assert "not a schema 1.0 golden file" in err and err.count("\n") == 1
