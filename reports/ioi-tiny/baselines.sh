@@ -6,13 +6,13 @@ set -euo pipefail
 out=${1:-reports/ioi-tiny}
 node="blocks.0.hook_resid_post@END"
 mkdir -p "$out/saes" "$out/runs"
+saes=()
 while read -r name arch sparsity; do
   for data in task text; do
     sae="$out/saes/${name}-${data}.safetensors"
     [ -f "$sae" ] || sae-bench train-sae --arch "$arch" $sparsity --node "$node" --data "$data" \
       --d-sae 512 --steps 1000 --seed 0 --out "$sae" --quiet
-    sae-bench run --sae "$sae" --task ioi --model ioi-tiny --seed 0 --quiet --skip-completed \
-      --out "$out/runs/${name}-${data}" > /dev/null
+    saes+=(--sae "$sae")
   done
 done <<'LIST'
 relu-l1_0.3 relu --l1 0.3
@@ -24,4 +24,8 @@ topk-k16 topk --k 16
 batchtopk-k4 batchtopk --k 4
 batchtopk-k16 batchtopk --k 16
 LIST
+# One run scores all of them against a shared clean run, counterfactuals and dictionaries;
+# each lands in $out/runs/<SAE name>/ exactly as a run of that SAE alone would write it.
+sae-bench run "${saes[@]}" --task ioi --model ioi-tiny --seed 0 --quiet --skip-completed \
+  --out "$out/runs" > /dev/null
 sae-bench leaderboard "$out"/runs/*/results.json --out "$out/leaderboard"
