@@ -19,7 +19,7 @@ parallel attention, hook_result, ...) fall back to `sae_bench.patching` transpar
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +54,9 @@ class InterventionRunner:
     tokens: [n, seq] long; positions: role -> [n] long; answer_ids, distractor_ids: [n] long.
     cache_from_layer: layers below it are not cached (saves memory when no patch goes there);
     a run or activation there still works but recomputes those layers over the whole sequence.
+    resid_layers: the layers whose input residual stream is cached (default: every cached
+    layer). A run needs it only at its first patched layer, so a caller that knows where it will
+    patch saves a third of the cache per other layer; a run starting elsewhere recomputes it.
     Cache size: (2 + 1) * (n_layers - cache_from_layer) * n * seq * d_model floats (keys, values,
     residual stream), e.g. about 2.1 GB for GPT-2 Small, 1,000 prompts of 19 tokens in float32.
 
@@ -72,6 +75,7 @@ class InterventionRunner:
         *,
         batch_size: int = 256,
         cache_from_layer: int = 0,
+        resid_layers: Iterable[int] | None = None,
     ) -> None:
         self.model = model
         self.tokens = tokens
@@ -82,6 +86,9 @@ class InterventionRunner:
         self.n, self.seq = tokens.shape
         self.fallback_reason = unsupported_reason(model)
         self.cache_from = min(max(cache_from_layer, 0), model.cfg.n_layers)
+        cached = range(self.cache_from, model.cfg.n_layers)
+        self._resid_layers = set(cached) if resid_layers is None else set(resid_layers) & set(
+            cached)
         self._weights: dict[int, LayerWeights] = {}
         self._resid: dict[int, torch.Tensor] = {}  # layer -> [n, seq, d_model] resid_pre
         # Keys/values head-major, layer -> [n, n_heads, seq, d_head], as attention consumes them.
@@ -217,8 +224,9 @@ class InterventionRunner:
         dev = self._device()
         for layer in range(self.cache_from, cfg.n_layers):
             shape = (self.n, cfg.n_heads, self.seq, cfg.d_head)
-            self._resid[layer] = torch.empty(self.n, self.seq, cfg.d_model, dtype=cfg.dtype,
-                                             device=dev)
+            if layer in self._resid_layers:
+                self._resid[layer] = torch.empty(self.n, self.seq, cfg.d_model, dtype=cfg.dtype,
+                                                 device=dev)
             self._k[layer] = torch.empty(shape, dtype=cfg.dtype, device=dev)
             self._v[layer] = torch.empty(shape, dtype=cfg.dtype, device=dev)
         lds, tops = [], []
@@ -228,10 +236,9 @@ class InterventionRunner:
             # The embeddings exactly as TransformerLens computes them (its forward, no block).
             x = model(self.tokens[sl].to(dev), stop_at_layer=0)
             for layer in range(cfg.n_layers):
-                kv: list[torch.Tensor] | None = None
+                kv: list[torch.Tensor] | None = [] if layer in self._k else None
                 if layer in self._resid:
                     self._resid[layer][sl] = x
-                    kv = []
                 x = block_window(self._layer(layer), x, 0, None, None, {},
                                  end_only=layer == last, kv_out=kv)
                 if kv:

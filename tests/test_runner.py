@@ -200,6 +200,22 @@ def test_partial_cache(model12, data12):
         torch.testing.assert_close(value, ref[node], atol=ATOL, rtol=0)
 
 
+def test_residual_stream_cached_only_where_asked(model12, data12):
+    """Runs and activations starting at a layer without a cached residual stream recompute it."""
+    d = data12
+    runner = InterventionRunner(model12, d.tokens, d.positions, d.answer_ids, d.distractor_ids,
+                                cache_from_layer=2, resid_layers=[2, 7], batch_size=12)
+    # 10 layers of keys and values, 2 of residual stream.
+    assert runner.cache_nbytes == (10 * 2 + 2) * d.tokens.numel() * 48 * 4
+    nodes = [Node("blocks.5.attn.hook_z", "S2", 1), Node("blocks.7.hook_resid_pre", "END"),
+             Node("blocks.8.hook_resid_pre", "S1"), Node("blocks.4.hook_resid_post", "IO")]
+    ref = collect_activations(model12, d.tokens, d.positions, nodes)
+    for node, value in runner.activations(nodes).items():
+        torch.testing.assert_close(value, ref[node], atol=ATOL, rtol=0)
+    for node in nodes:
+        check(runner, model12, d, noisy_patches(model12, d, [node]))
+
+
 def test_unsupported_hook_falls_back(model12, data12, runner12):
     nodes = [Node("blocks.2.ln2.hook_normalized", "S2"), Node("blocks.4.attn.hook_z", "END", 3)]
     patches = noisy_patches(model12, data12, nodes)
