@@ -186,6 +186,9 @@ def run_dirs(args) -> list[Path]:
     if len(args.sae) == 1:
         return [args.out or Path("runs") / names[0]]
     parent = args.out or Path("runs")
+    if parent.exists() and not parent.is_dir():
+        raise UserError(f"--out {parent} is a file; with several --sae give a directory to hold "
+                        "one run directory per SAE.")
     seen: dict[str, Path] = {}
     for name, path in zip(names, args.sae, strict=True):
         if name in seen:

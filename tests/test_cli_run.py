@@ -195,6 +195,12 @@ def test_several_saes_with_one_name_are_refused(tmp_path, cache_dir, identity_fi
     err = capsys.readouterr().err
     assert code == 2 and "two SAEs would write" in err and "rename one" in err
     assert not (tmp_path / "runs").exists()
+    (tmp_path / "runs").write_text("a file, not a directory")
+    code = run(["run", "--sae", str(identity_file), "--sae", str(tmp_path / "x.safetensors"),
+                "--model", "ioi-tiny", "--out", str(tmp_path / "runs")], cache_dir)
+    err = capsys.readouterr().err
+    assert code == 2 and "is a file" in err and err.count("\n") == 1
+    assert (tmp_path / "runs").read_text() == "a file, not a directory"
 
 
 def test_fit_activations_are_cached_on_disk(tmp_path, monkeypatch):
