@@ -35,7 +35,7 @@ K = 16
 
 def write_bundles(folder: Path, n: int, cross_section: str, d_in: int) -> list[Path]:
     """n bundles of random TopK SAEs, one SAE per node of the cross-section; their folders."""
-    from sae_bench.sae import SAE, save_native
+    from sae_bench.sae import SAE, save_bundle
     from sae_bench.tasks import get_task
 
     nodes = {cs.name: cs for cs in get_task("ioi").cross_sections("gpt2-random")}[
@@ -43,18 +43,13 @@ def write_bundles(folder: Path, n: int, cross_section: str, d_in: int) -> list[P
     gen = torch.Generator().manual_seed(0)
     bundles = []
     for i in range(n):
-        bundle = folder / f"sae{i:02d}"
-        bundle.mkdir()
-        entries = []
-        for j, node in enumerate(nodes):
+        saes = {}
+        for node in nodes:
             w = torch.randn(d_in, D_SAE, generator=gen) / d_in**0.5
-            sae = SAE(W_enc=w, W_dec=w.T.contiguous() / K**0.5, b_enc=torch.zeros(D_SAE),
-                      b_dec=torch.zeros(d_in), architecture="topk", k=K, hook_name=node.hook,
-                      head=node.head, position=node.position)
-            save_native(sae, bundle / f"{j}.safetensors")
-            entries.append({"node": node.name, "path": f"{j}.safetensors"})
-        (bundle / "bundle.json").write_text(json.dumps({"saes": entries}))
-        bundles.append(bundle)
+            saes[node] = SAE(W_enc=w, W_dec=w.T.contiguous() / K**0.5, b_enc=torch.zeros(D_SAE),
+                             b_dec=torch.zeros(d_in), architecture="topk", k=K,
+                             hook_name=node.hook, head=node.head, position=node.position)
+        bundles.append(save_bundle(saes, folder / f"sae{i:02d}").parent)
     return bundles
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import torch
 
 from sae_bench.errors import UserError
-from sae_bench.io import write_text_atomic
 from sae_bench.models import load_model
 from sae_bench.nodes import Node, node_width
 from sae_bench.patching import collect_activations
@@ -51,7 +49,7 @@ def text_activations(model, model_name: str, node: Node, n_docs: int, seed: int)
 
 
 def cmd_train_sae(args) -> int:
-    from sae_bench.sae import save_native
+    from sae_bench.sae import save_bundle, save_native
     from sae_bench.training import TrainSettings, train_sae
 
     task = get_task(args.task)
@@ -102,12 +100,6 @@ def cmd_train_sae(args) -> int:
         save_native(saes[nodes[0]], target)
         print(f"wrote {target}", file=sys.stderr)
         return 0
-    out.mkdir(parents=True, exist_ok=True)
-    entries = []
-    for i, node in enumerate(nodes):
-        name = f"node{i:02d}.safetensors"
-        save_native(saes[node], out / name)
-        entries.append({"node": node.name, "path": name})
-    write_text_atomic(out / "bundle.json", json.dumps({"saes": entries}, indent=2) + "\n")
+    save_bundle({node: saes[node] for node in nodes}, out)
     print(f"wrote bundle {out} ({len(nodes)} SAEs)", file=sys.stderr)
     return 0

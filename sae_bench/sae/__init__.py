@@ -1,12 +1,13 @@
 """SAE contract and loaders: every file format is adapted to one immutable `SAE` object.
 
 Public API: `SAE` (the contract), `SAEBundle` (Node -> SAE), `load_sae` (format detection),
-`save_native` (write the native .safetensors format), `ARCHITECTURES`, `FORMATS`.
+`save_native` (write the native .safetensors format), `save_bundle` (one native file per node
+and the manifest), `ARCHITECTURES`, `FORMATS`.
 """
 
 from sae_bench.sae.architectures import ARCHITECTURES
 from sae_bench.sae.base import SAE
-from sae_bench.sae.bundle import SAEBundle
+from sae_bench.sae.bundle import SAEBundle, save_bundle
 from sae_bench.sae.load import FORMATS, detect_format, load_sae
 from sae_bench.sae.native import save_native
 
@@ -17,5 +18,6 @@ __all__ = [
     "SAEBundle",
     "detect_format",
     "load_sae",
+    "save_bundle",
     "save_native",
 ]

@@ -59,6 +59,26 @@ class SAEBundle(Mapping[Node, SAE]):
         return f"SAEBundle({len(self)} SAEs: {nodes}; source={self.source_path})"
 
 
+def save_bundle(saes: Mapping[Node, SAE], folder: Path) -> Path:
+    """Write one native file per node (`node00.safetensors`, ...) and the manifest listing them,
+    in node order; returns the manifest's path. Each file and the manifest are written
+    atomically, the manifest last, so a crash never leaves a manifest naming a missing file."""
+    import json
+
+    from sae_bench.io import write_text_atomic
+    from sae_bench.sae.native import save_native
+
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for i, (node, sae) in enumerate(saes.items()):
+        name = f"node{i:02d}.safetensors"
+        save_native(sae, folder / name)
+        entries.append({"node": node.name, "path": name})
+    manifest = folder / MANIFEST_FILE
+    write_text_atomic(manifest, json.dumps({"saes": entries}, indent=2) + "\n")
+    return manifest
+
+
 def manifest_path(path: Path) -> Path:
     """The manifest file for a bundle given as its folder or as the manifest itself."""
     return path / MANIFEST_FILE if path.is_dir() else path
