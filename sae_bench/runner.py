@@ -57,8 +57,9 @@ class InterventionRunner:
     resid_layers: the layers whose input residual stream is cached (default: every cached
     layer). A run needs it only at its first patched layer, so a caller that knows where it will
     patch saves a third of the cache per other layer; a run starting elsewhere recomputes it.
-    Cache size: (2 + 1) * (n_layers - cache_from_layer) * n * seq * d_model floats (keys, values,
-    residual stream), e.g. about 2.1 GB for GPT-2 Small, 1,000 prompts of 19 tokens in float32.
+    Cache size: (2 * (n_layers - cache_from_layer) + len(resid_layers)) * n * seq * d_model floats
+    (keys and values, residual stream), e.g. at most 2.1 GB for GPT-2 Small, 1,000 prompts of 19
+    tokens in float32.
 
     `fallback_reason` says why a model goes through `sae_bench.patching` instead (None when the
     fast path is used). The model must not be modified while a runner built on it is in use

@@ -77,6 +77,15 @@ def check(runner, model, data, patches, *, index=None, expect_effect=True):
         assert (ref.logit_diff - clean).abs().max() > 20 * ATOL
 
 
+def check_activations(runner, model, data, nodes):
+    """runner.activations() == collect_activations(), in the order asked for."""
+    ref = collect_activations(model, data.tokens, data.positions, nodes)
+    acts = runner.activations(nodes)
+    assert list(acts) == list(nodes)
+    for node in nodes:
+        torch.testing.assert_close(acts[node], ref[node], atol=ATOL, rtol=0)
+
+
 def test_clean_matches_reference(model12, data12, runner12):
     d = data12
     ref = run_patched(model12, d.tokens, d.positions, {}, d.answer_ids, d.distractor_ids)
@@ -92,11 +101,7 @@ def test_clean_matches_reference(model12, data12, runner12):
 @pytest.mark.parametrize("name", [cs.name for cs in TASK.cross_sections("gpt2")])
 def test_gpt2_cross_sections_match_reference(model12, data12, runner12, name):
     cs = {c.name: c for c in TASK.cross_sections("gpt2")}[name]
-    ref = collect_activations(model12, data12.tokens, data12.positions, cs.nodes)
-    acts = runner12.activations(cs.nodes)
-    assert list(acts) == list(cs.nodes)
-    for node in cs.nodes:
-        torch.testing.assert_close(acts[node], ref[node], atol=ATOL, rtol=0)
+    check_activations(runner12, model12, data12, cs.nodes)
     check(runner12, model12, data12, noisy_patches(model12, data12, cs.nodes))
 
 
@@ -113,11 +118,7 @@ def site_nodes():
 
 @pytest.mark.parametrize("node", site_nodes(), ids=str)
 def test_every_hook_site_matches_reference(model12, data12, runner12, node):
-    torch.testing.assert_close(
-        runner12.activations([node])[node],
-        collect_activations(model12, data12.tokens, data12.positions, [node])[node],
-        atol=ATOL, rtol=0,
-    )
+    check_activations(runner12, model12, data12, [node])
     check(runner12, model12, data12, noisy_patches(model12, data12, [node]))
 
 
@@ -180,9 +181,7 @@ def test_block_variants_match_reference(gpt2_tok, overrides):
     if not overrides.get("attn_only"):
         nodes += [Node("blocks.2.mlp.hook_pre", "S2"), Node("blocks.3.hook_resid_mid", "END")]
     check(runner, model, d, noisy_patches(model, d, nodes))
-    ref = collect_activations(model, d.tokens, d.positions, nodes)
-    for node, value in runner.activations(nodes).items():
-        torch.testing.assert_close(value, ref[node], atol=ATOL, rtol=0)
+    check_activations(runner, model, d, nodes)
 
 
 def test_partial_cache(model12, data12):
@@ -195,9 +194,7 @@ def test_partial_cache(model12, data12):
     assert full.cache_nbytes == 12 * 3 * d.tokens.numel() * 48 * 4
     nodes = [Node("blocks.2.attn.hook_z", "S2", 1), Node("blocks.8.attn.hook_q", "END", 4)]
     check(runner, model12, d, noisy_patches(model12, d, nodes))
-    ref = collect_activations(model12, d.tokens, d.positions, nodes)
-    for node, value in runner.activations(nodes).items():
-        torch.testing.assert_close(value, ref[node], atol=ATOL, rtol=0)
+    check_activations(runner, model12, d, nodes)
 
 
 def test_residual_stream_cached_only_where_asked(model12, data12):
@@ -209,9 +206,7 @@ def test_residual_stream_cached_only_where_asked(model12, data12):
     assert runner.cache_nbytes == (10 * 2 + 2) * d.tokens.numel() * 48 * 4
     nodes = [Node("blocks.5.attn.hook_z", "S2", 1), Node("blocks.7.hook_resid_pre", "END"),
              Node("blocks.8.hook_resid_pre", "S1"), Node("blocks.4.hook_resid_post", "IO")]
-    ref = collect_activations(model12, d.tokens, d.positions, nodes)
-    for node, value in runner.activations(nodes).items():
-        torch.testing.assert_close(value, ref[node], atol=ATOL, rtol=0)
+    check_activations(runner, model12, d, nodes)
     for node in nodes:
         check(runner, model12, d, noisy_patches(model12, d, [node]))
 
@@ -282,7 +277,5 @@ def test_ioi_tiny_matches_reference():
     ref = run_patched(model, d.tokens, d.positions, {}, d.answer_ids, d.distractor_ids)
     torch.testing.assert_close(runner.clean().logit_diff, ref.logit_diff, atol=ATOL, rtol=0)
     for cs in TASK.cross_sections("ioi-tiny"):
-        ref_acts = collect_activations(model, d.tokens, d.positions, cs.nodes)
-        for node, value in runner.activations(cs.nodes).items():
-            torch.testing.assert_close(value, ref_acts[node], atol=ATOL, rtol=0)
+        check_activations(runner, model, d, cs.nodes)
         check(runner, model, d, noisy_patches(model, d, cs.nodes))
