@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 import torch
 
 if TYPE_CHECKING:
+    from sae_bench.axes.interpretability import PropertyFamily
     from sae_bench.nodes import CrossSection, Node
 
 
@@ -111,6 +112,11 @@ class Task(Protocol):
     def build(
         self, model, *, n: int, seed: int, split: str = "eval", counterfactuals: bool = True
     ) -> TaskData: ...
+
+    def properties(self, data: TaskData) -> list[PropertyFamily]:
+        """Binary properties of the prompts that latents are interpreted against, attribute
+        values first."""
+        ...
 
     def nodes(self, model_name: str, model=None) -> list[Node]: ...
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from sae_bench.axes.interpretability import best_union, coverage, interpret, value_scores
+from sae_bench.axes.interpretability import (
+    PropertyFamily,
+    best_union,
+    coverage,
+    interpret,
+    value_scores,
+)
 
 N_VALUES = {"IO": 20, "S": 20, "Pos": 2}
 
@@ -16,6 +22,12 @@ def labels(n=3000, seed=0):
     return {"IO": io, "S": s, "Pos": torch.randint(2, (n,), generator=g)}
 
 
+def families(lab, n_values=N_VALUES, unions=("IO", "S")):
+    """One family per attribute, its values as properties (unions for the name attributes)."""
+    return [PropertyFamily.of_attribute(k, tuple(map(str, range(v))), lab[k], unions=k in unions)
+            for k, v in n_values.items()]
+
+
 def planted_latents(lab):
     """One latent per attribute value, active exactly on that value's prompts."""
     cols = [torch.nn.functional.one_hot(lab[k], v).float() for k, v in N_VALUES.items()]
@@ -25,7 +37,7 @@ def planted_latents(lab):
 def test_planted_latents_have_f1_one_for_their_value():
     lab = labels()
     f = planted_latents(lab)
-    interp = interpret(f, lab, N_VALUES, union_attributes=("IO", "S"))
+    interp = interpret(f, families(lab))
     j = 0
     for attr, n in N_VALUES.items():
         for v in range(n):
@@ -39,7 +51,7 @@ def test_random_latents_are_not_interpretable():
     lab = labels()
     g = torch.Generator().manual_seed(1)
     f = torch.relu(torch.randn(3000, 64, generator=g))
-    interp = interpret(f, lab, N_VALUES, union_attributes=("IO", "S"))
+    interp = interpret(f, families(lab))
     # A random latent fires on ~half the prompts: its best single property is a Pos value at
     # F1 ≈ 0.5, far from the 0.8 that counts as interpretable.
     assert interp.f1.max() < 0.6
@@ -65,17 +77,17 @@ def test_union_of_names_beats_single_names():
     p, r, f1, union = best_union(f > 0, io, 20)
     assert f1[0] == 1 and p[0] == 1 and r[0] == 1
     assert sorted(v for v in union[0].tolist() if v >= 0) == [3, 7, 11]
-    interp = interpret(f, lab, N_VALUES, union_attributes=("IO", "S"))
+    interp = interpret(f, families(lab))
     assert interp.attribute[0] == "IO" and sorted(interp.values[0]) == [3, 7, 11]
     # Without unions the best single name only reaches F1 = 2·(1/3)/(1 + 1/3) = 0.5.
-    single = interpret(f, {"IO": io}, {"IO": 20})
+    single = interpret(f, families({"IO": io}, {"IO": 20}, unions=()))
     assert torch.isclose(single.f1[0], torch.tensor(0.5), atol=0.05)
 
 
 def test_dead_latents_have_no_interpretation():
     lab = labels(n=100)
     f = torch.zeros(100, 3)
-    interp = interpret(f, lab, N_VALUES)
+    interp = interpret(f, families(lab))
     assert interp.attribute == [None, None, None] and (interp.f1 == 0).all()
 
 
@@ -97,7 +109,7 @@ def test_planted_sae_on_synthetic_activations():
     acts = acts + 0.01 * torch.randn(acts.shape, generator=g)
     planted = SAE(W_enc=basis, W_dec=basis.T.contiguous(), b_enc=torch.full((width,), -0.5),
                   b_dec=torch.zeros(256), architecture="relu")
-    interp = interpret(planted.encode(acts), lab, n_values, union_attributes=("IO", "S"))
+    interp = interpret(planted.encode(acts), families(lab, n_values))
     for k, off in offsets.items():
         for v in range(n_values[k]):
             j = off + v
@@ -108,7 +120,7 @@ def test_planted_sae_on_synthetic_activations():
                W_dec=torch.randn(width, 256, generator=g),
                b_enc=torch.zeros(width), b_dec=torch.zeros(256), architecture="relu")
     f = rand.encode(acts)
-    f1 = interpret(f, lab, n_values, union_attributes=("IO", "S")).f1
+    f1 = interpret(f, families(lab, n_values)).f1
     # A random direction mixes one IO, one S and one Pos feature per prompt: the binary Pos can
     # dominate it (F1 up to ~0.96 for a Pos value), but no latent matches a property exactly
     # and none picks out a name.

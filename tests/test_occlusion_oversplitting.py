@@ -57,20 +57,21 @@ def test_name_coverage_fraction_of_present_values():
 
 def test_occlusion_flags_hidden_attribute():
     cov = {"IO": 1.0, "S": 0.1}
-    (io, s) = occlusion(cov, {"IO": True, "S": True}, {"IO": 0.99, "S": 0.95})
+    (io, s) = occlusion(cov, {"IO": 0.6, "S": 0.41}, {"IO": 0.99, "S": 0.95})
     assert not io.occluded and io.occluded_by is None
     assert s.occluded and s.occluded_by == "IO"
     assert s.coverage == 0.1 and s.causally_relevant and s.decodability == 0.95
-    assert "10%" in s.evidence and "100%" in s.evidence and "0.95" in s.evidence
+    assert s.ld_effect == 0.41
+    assert "41%" in s.evidence and "100%" in s.evidence and "0.95" in s.evidence
 
 
 @pytest.mark.parametrize(
     ("cov", "rel", "dec"),
     [
-        ({"IO": 1.0, "S": 0.1}, {"IO": True, "S": False}, {"IO": 0.99, "S": 0.95}),  # irrelevant
-        ({"IO": 1.0, "S": 0.1}, {"IO": True, "S": True}, {"IO": 0.99, "S": 0.3}),  # not decodable
-        ({"IO": 1.0, "S": 0.9}, {"IO": True, "S": True}, {"IO": 0.99, "S": 0.95}),  # both covered
-        ({"IO": 0.6, "S": 0.1}, {"IO": True, "S": True}, {"IO": 0.99, "S": 0.95}),  # none high
+        ({"IO": 1.0, "S": 0.1}, {"IO": 0.5, "S": 0.05}, {"IO": 0.99, "S": 0.95}),  # irrelevant
+        ({"IO": 1.0, "S": 0.1}, {"IO": 0.5, "S": 0.5}, {"IO": 0.99, "S": 0.3}),  # not decodable
+        ({"IO": 1.0, "S": 0.9}, {"IO": 0.5, "S": 0.5}, {"IO": 0.99, "S": 0.95}),  # both covered
+        ({"IO": 0.6, "S": 0.1}, {"IO": 0.5, "S": 0.5}, {"IO": 0.99, "S": 0.95}),  # none high
     ],
 )
 def test_occlusion_not_flagged(cov, rel, dec):
@@ -82,7 +83,7 @@ def test_occlusion_not_flagged(cov, rel, dec):
 
 def test_occluded_by_best_covered_other():
     cov = {"A": 0.85, "B": 0.95, "C": 0.0}
-    verdicts = occlusion(cov, dict.fromkeys(cov, True), dict.fromkeys(cov, 1.0))
+    verdicts = occlusion(cov, dict.fromkeys(cov, 1.0), dict.fromkeys(cov, 1.0))
     assert [v.occluded_by for v in verdicts] == [None, None, "B"]
 
 

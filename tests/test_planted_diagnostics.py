@@ -94,9 +94,11 @@ def test_c_sae_without_s_latents_occludes_s():
                                         labels[a][test], 30) for a in ("IO", "S")}
     assert coverages == {"IO": 1.0, "S": 0.0}
     assert decodable["S"] > 0.95
-    verdicts = {v.attribute: v for v in occlusion(coverages, {"IO": True, "S": True}, decodable)}
+    # The paper's case: removing either name's feature moves the LD by ~0.5 of a clean ~3.3.
+    paper = {"IO": 0.5 / 3.3, "S": 0.5 / 3.3}
+    verdicts = {v.attribute: v for v in occlusion(coverages, paper, decodable)}
     assert verdicts["S"].occluded and verdicts["S"].occluded_by == "IO"
     assert not verdicts["IO"].occluded
     # Not flagged when S does not matter causally at the node.
-    verdicts = {v.attribute: v for v in occlusion(coverages, {"IO": True, "S": False}, decodable)}
+    verdicts = {v.attribute: v for v in occlusion(coverages, {"IO": 0.5, "S": 0.02}, decodable)}
     assert not verdicts["S"].occluded

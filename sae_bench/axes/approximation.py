@@ -43,9 +43,14 @@ def necessity(
 def logit_diff_recovered(
     ld_patched: torch.Tensor, ld_mean_ablation: torch.Tensor, ld_clean: torch.Tensor
 ) -> float:
-    """|LD_patched − LD_MA| / |LD_clean − LD_MA|: the share of the clean-vs-ablated gap kept."""
+    """(LD_patched − LD_MA) / (LD_clean − LD_MA): the share of the clean-vs-ablated gap kept.
+
+    Signed on purpose: a patch that pushes the LD past the mean-ablation level, away from clean
+    (e.g. a reconstruction that reverses the model's answer), scores below 0. The absolute form
+    |LD_patched − LD_MA| / |LD_clean − LD_MA| is symmetric around LD_MA and scores such a patch
+    like a perfect one."""
     patched, ma, clean = (float(x.mean()) for x in (ld_patched, ld_mean_ablation, ld_clean))
-    return abs(patched - ma) / abs(clean - ma)
+    return (patched - ma) / (clean - ma)
 
 
 def without_reconstruction(
@@ -68,13 +73,27 @@ def l0(latents: torch.Tensor) -> float:
 
 
 def dead_fraction(latents: torch.Tensor) -> float:
-    """Share of latents that never fire on any prompt."""
+    """Share of latents that never fire on any prompt. Pass prompts that contain every attribute
+    value (IOI: the fit prompts): on eval prompts, which hold half of the names, a latent for a
+    name of the other half looks dead."""
     return float(((latents != 0).sum(0) == 0).float().mean())
 
 
-def shrinkage(acts: torch.Tensor, reconstruction: torch.Tensor) -> float:
-    """γ = E‖â‖² / E[â·a], pooled over prompts. γ < 1: the SAE shrinks activations."""
+def shrinkage_pooled(acts: torch.Tensor, reconstruction: torch.Tensor) -> float:
+    """γ = Σ‖â‖² / Σ â·a over prompts (the Gated-SAE paper's form; SAELens and dictionary_learning
+    report the same). Dominated by the shared mean when ‖mean‖ is large, so it understates
+    shrinkage of the deviations that carry the task's information."""
     return float((reconstruction**2).sum() / (reconstruction * acts).sum())
+
+
+def shrinkage(acts: torch.Tensor, reconstruction: torch.Tensor) -> float:
+    """Centred γ = Σ‖â − ā‖² / Σ (â − ā)·(a − ā), with ā the mean of `acts` over the prompts.
+
+    Measures how the SAE scales the *deviations* from the mean: â = ā + c(a − ā) gives exactly c,
+    whatever ‖ā‖ is (the pooled form gives a value between c and 1). γ < 1: shrinkage."""
+    mean = acts.mean(0)
+    dev_hat = reconstruction - mean
+    return float((dev_hat**2).sum() / (dev_hat * (acts - mean)).sum())
 
 
 def directional_shrinkage(

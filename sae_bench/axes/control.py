@@ -77,30 +77,76 @@ def greedy_edit(
     return acts + torch.einsum("nk,nkd->nd", coef, directions[idx])
 
 
-def aware_edit(
-    acts: torch.Tensor, latents: torch.Tensor, directions: torch.Tensor, f1: torch.Tensor,
-    typical: torch.Tensor, source: torch.Tensor, target: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Interpretation-aware SAE edit: remove the active latent with the best F1 for the source
-    value, add the latent with the best F1 for the target value at its typical activation.
+AWARE_EXCHANGES = (1, 2, 4)
 
-    latents [n, d_sae]; f1 [n_values, d_sae] (F1 of each latent for each value); typical [d_sae]
-    (mean activation when active); source/target [n] value indices.
-    Returns (edited [n, d], removed latent [n] or −1, added latent [n] or −1).
+
+def _top_active(f1: torch.Tensor, active: torch.Tensor, n: int) -> torch.Tensor:
+    """Per prompt, the `n` active latents with the highest positive F1 [rows, n], −1 where fewer
+    qualify. f1 [rows, d_sae] (each prompt's F1 for its own value), active [rows, d_sae]."""
+    score = torch.where(active & (f1 > 0), f1, torch.full_like(f1, -1.0))
+    # stable sort: equal F1 keeps latent-index order, so the choice is deterministic
+    top_score, top = torch.sort(score, dim=1, descending=True, stable=True)
+    top, top_score = top[:, :n], top_score[:, :n]
+    return torch.where(top_score > 0, top, torch.full_like(top, -1))
+
+
+def _contribution(coef: torch.Tensor, directions: torch.Tensor, chosen: torch.Tensor):
+    """Σ over the chosen latents (−1: none) of coef[p, j]·d_j → [rows, d]."""
+    valid = chosen >= 0
+    idx = chosen.clamp(min=0)
+    c = coef.gather(1, idx) * valid
+    return torch.einsum("nk,nkd->nd", c, directions[idx])
+
+
+def aware_edit(
+    acts: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor, directions: torch.Tensor,
+    f1: torch.Tensor, source: torch.Tensor, target: torch.Tensor, n: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Interpretation-aware SAE edit, the paper's rule (authors' `get_edit_using_f1_scores`):
+    remove the `n` latents active on the base prompt with the best F1 for the source value, at
+    their base values α, and add the `n` latents active on the counterfactual prompt with the best
+    F1 for the target value, at their counterfactual values β.
+
+    alpha, beta [rows, d_sae]; f1 [n_values, d_sae] (F1 of each latent for each value);
+    source/target [rows] value indices. Only latents with F1 > 0 for the value qualify (a latent
+    that never fires on the value is no interpretation of it). Returns (edited [rows, d],
+    removed [rows, n], added [rows, n]; −1 where none qualified).
     """
-    active = latents > 0
-    src_f1 = torch.where(active, f1[source], torch.zeros_like(latents))
-    best_src, removed = src_f1.max(1)
-    removed = torch.where(best_src > 0, removed, torch.full_like(removed, -1))
+    removed = _top_active(f1[source], alpha > 0, n)
+    added = _top_active(f1[target], beta > 0, n)
+    edited = (acts - _contribution(alpha, directions, removed)
+              + _contribution(beta, directions, added))
+    return edited, removed, added
+
+
+def aware_edit_cf_free(
+    acts: torch.Tensor, alpha: torch.Tensor, directions: torch.Tensor, f1: torch.Tensor,
+    typical: torch.Tensor, source: torch.Tensor, target: torch.Tensor,
+) -> torch.Tensor:
+    """Counterfactual-free variant (not the paper's rule): remove the base-active latent with the
+    best F1 for the source value, add the latent with the best F1 for the target value over all
+    latents at its typical activation `typical` [d_sae] (mean when active on fit prompts). Needs
+    no counterfactual prompt, so it shows what an interpretation alone buys. → [rows, d]."""
+    removed = _top_active(f1[source], alpha > 0, 1)
     best_tgt, added = f1[target].max(1)
-    added = torch.where(best_tgt > 0, added, torch.full_like(added, -1))
-    rows = torch.arange(len(acts))
-    out = acts.clone()
-    has = removed >= 0
-    out[has] -= latents[rows[has], removed[has], None] * directions[removed[has]]
-    has = added >= 0
-    out[has] += typical[added[has], None] * directions[added[has]]
-    return out, removed, added
+    added = torch.where(best_tgt > 0, added, torch.full_like(added, -1))[:, None]
+    coef = typical.expand_as(alpha)
+    return (acts - _contribution(alpha, directions, removed)
+            + _contribution(coef, directions, added))
+
+
+def latent_weights(latents: torch.Tensor, directions: torch.Tensor, recon: torch.Tensor,
+                   bias: torch.Tensor) -> torch.Tensor:
+    """weight(j) = (f_j d_j)ᵀ(â − b)/‖â − b‖² for every prompt and latent [rows, d_sae]: each
+    latent's share of the reconstruction (paper §5.1; they sum to 1 over latents)."""
+    centred = recon - bias
+    return latents * (centred @ directions.T) / (centred**2).sum(1, keepdim=True).clamp(min=1e-12)
+
+
+def removed_weight(weights: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    """Total weight of the chosen latents (−1: none) per prompt [rows]: the magnitude of an edit
+    that removes them (paper §5.1: weight of the features removed)."""
+    return (weights.gather(1, chosen.clamp(min=0)) * (chosen >= 0)).sum(1)
 
 
 def weight(part: torch.Tensor, recon: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

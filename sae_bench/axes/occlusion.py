@@ -1,10 +1,17 @@
 """Occlusion diagnostic (METHOD §4): an attribute hidden behind a stronger one.
 
 For each name attribute, coverage = share of its values (present in the prompts) that some latent
-matches at F1 ≥ 0.5. An attribute is *occluded* when the node demonstrably uses it (its supervised
-edit succeeds: causally relevant), a linear probe can read it off the activations (decodable), yet
-the SAE barely covers it while another attribute is well covered. This module is pure tensor maths:
-the caller supplies relevance (from the control axis) and activations for the probe.
+matches at F1 ≥ 0.5. An attribute is *occluded* when the node demonstrably uses it (causally
+relevant), a linear probe can read it off the activations (decodable), yet the SAE barely covers
+it while another attribute is well covered. This module is pure tensor maths: the caller supplies
+the relevance evidence and activations for the probe.
+
+Relevance is judged by the effect on the logit difference of removing the attribute's supervised
+feature from the node (a − u_{attr, value(p)}, i.e. mean-ablating the attribute): relevant when
+|ΔLD| ≥ `RELEVANT_LD_EFFECT` · |LD_clean| (**choice**, METHOD §4). Not by top-1 flips: the paper's
+own case (S behind IO at GPT-2's L10H0 queries, where ablating either moves the LD by ≈ 0.5 of a
+clean ≈ 3.3, i.e. ≈ 15%) flips almost no prediction. 10% keeps that case and is far above the
+noise of a mean over thousands of prompts.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import torch
 from sae_bench.axes.interpretability import coverage
 
 COVERAGE_F1 = 0.5
+RELEVANT_LD_EFFECT = 0.10
 
 
 def linear_decodability(
@@ -75,6 +83,7 @@ class OcclusionVerdict:
 
     attribute: str
     coverage: float  # in [0, 1]: share of present values with a latent at F1 ≥ 0.5
+    ld_effect: float  # |ΔLD| / |LD_clean| when the attribute's supervised feature is removed
     causally_relevant: bool
     decodability: float  # held-out linear-probe accuracy
     occluded: bool
@@ -84,23 +93,26 @@ class OcclusionVerdict:
 
 def occlusion(
     coverages: dict[str, float],
-    relevant: dict[str, bool],
+    ld_effects: dict[str, float],
     decodability: dict[str, float],
     *,
+    relevant_effect: float = RELEVANT_LD_EFFECT,
     low: float = 0.5,
     high: float = 0.8,
     decodable: float = 0.8,
 ) -> list[OcclusionVerdict]:
     """One verdict per attribute of `coverages` (in its order).
 
-    An attribute is occluded when it is causally relevant, decodable (probe accuracy ≥
-    `decodable`), its coverage < `low`, and some *other* attribute has coverage ≥ `high`;
-    `occluded_by` is the best-covered such attribute (ties: first in `coverages` order).
-    `relevant` and `decodability` must have an entry for every attribute in `coverages`.
+    An attribute is occluded when it is causally relevant (`ld_effects[name]`, the relative LD
+    change when its supervised feature is removed, ≥ `relevant_effect`), decodable (probe
+    accuracy ≥ `decodable`), its coverage < `low`, and some *other* attribute has coverage ≥
+    `high`; `occluded_by` is the best-covered such attribute (ties: first in `coverages` order).
+    `ld_effects` and `decodability` must have an entry for every attribute in `coverages`.
     """
     verdicts = []
     for name, cov in coverages.items():
-        rel = bool(relevant[name])
+        effect = float(ld_effects[name])
+        rel = effect >= relevant_effect
         dec = float(decodability[name])
         others = [(c, a) for a, c in coverages.items() if a != name and c >= high]
         # max() keeps the first of equal maxima, so ties resolve in `coverages` order.
@@ -108,7 +120,9 @@ def occlusion(
         is_dec = dec >= decodable  # NaN (no probe) compares False: not decodable
         occluded = rel and is_dec and cov < low and by is not None
         facts = (
-            f"{name} is {'' if rel else 'not '}causally relevant, probe accuracy {dec:.2f} "
+            f"removing {name}'s supervised feature moves the LD by {effect:.0%} of clean "
+            f"({'≥' if rel else '<'} {relevant_effect:.0%}: {'' if rel else 'not '}causally "
+            f"relevant), probe accuracy {dec:.2f} "
             f"({'≥' if is_dec else '<'} {decodable:.2f}), and {cov:.0%} of its values have a "
             f"latent at F1 ≥ {COVERAGE_F1}"
         )
@@ -119,7 +133,7 @@ def occlusion(
         else:
             evidence = f"{facts}; {by} has {coverages[by]:.0%} covered: not occluded."
         verdicts.append(
-            OcclusionVerdict(name, float(cov), rel, dec, occluded, by if occluded else None,
-                             evidence)
+            OcclusionVerdict(name, float(cov), effect, rel, dec, occluded,
+                             by if occluded else None, evidence)
         )
     return verdicts

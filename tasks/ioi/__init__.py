@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from sae_bench.axes.interpretability import PropertyFamily
 from sae_bench.nodes import CrossSection, Node
 from sae_bench.tasks.base import TaskData
 from sae_bench.tasks.ioi.circuits import cross_sections_for
 from sae_bench.tasks.ioi.dataset import EDITABLE, ROLES, build
+from sae_bench.tasks.ioi.properties import properties
 
 
 class IOITask:
@@ -28,6 +30,9 @@ class IOITask:
             version=self.version,
             counterfactuals=counterfactuals,
         )
+
+    def properties(self, data: TaskData) -> list[PropertyFamily]:
+        return properties(data)
 
     def cross_sections(self, model_name: str) -> list[CrossSection]:
         return cross_sections_for(model_name)
