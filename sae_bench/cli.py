@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-completed", action="store_true",
                    help="do nothing if the run directory already holds a valid result for "
                         "this SAE, task version, model and seed (resume interrupted sweeps)")
+    p.add_argument("--comparator", choices=["lstsq", "mean"], default="lstsq",
+                   help="supervised dictionary the SAE is compared with (default lstsq, the "
+                        "paper's recommendation; mean: the paper's IOI main variant)")
 
     p = sub.add_parser("leaderboard", help="compare saved results (never loads a model)")
     p.add_argument("results", nargs="+", type=Path,

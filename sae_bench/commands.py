@@ -107,6 +107,7 @@ def make_context(args, task, model) -> EvalContext:
         cache=DictionaryCache(args.cache_dir),
         progress=Progress(enabled=not args.quiet),
         batch_size=args.batch_size,
+        comparator=getattr(args, "comparator", "lstsq"),
     )
 
 
@@ -262,8 +263,10 @@ def evaluate_and_write(ctx: EvalContext, units, out_dir: Path, args) -> str:
         nodes=[s.node for s in saes],
     )
     results = evaluate(ctx, units)
-    doc = EvaluationResult(provenance=provenance, model=model_scores(ctx), saes=saes,
-                           units=results, metric_info=metric_info_for(results))
+    warning = ctx.fit_size_warning()  # printed with the summary
+    doc = EvaluationResult(provenance=provenance, comparator=ctx.comparator,
+                           warnings=[warning] if warning else [], model=model_scores(ctx),
+                           saes=saes, units=results, metric_info=metric_info_for(results))
     summary = render_run_summary(doc)
     write_text_atomic(out_dir / "results.json", doc.to_json())
     write_text_atomic(out_dir / "summary.txt", summary + "\n")
@@ -286,7 +289,8 @@ def _completed(path: Path, loaded, task, args) -> bool:
     members = list(loaded.values()) if isinstance(loaded, SAEBundle) else [loaded]
     same_saes = {s.sha256 for s in doc.saes} == {m.sha256 for m in members}
     return (p.task_version == task.version and p.model == args.model and p.seed == args.seed
-            and (p.n_fit, p.n_eval) == prompt_counts(args, task) and same_saes)
+            and (p.n_fit, p.n_eval) == prompt_counts(args, task) and same_saes
+            and doc.comparator == args.comparator)
 
 
 def _default_run_name(sae_path) -> str:

@@ -18,7 +18,7 @@ from sae_bench.metrics import MetricInfo, info
 from sae_bench.provenance import Provenance
 from sae_bench.reference import ModelScores
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"
 
 
 class _Frozen(BaseModel):
@@ -45,10 +45,16 @@ class LatentInterpretation(_Frozen):
 
 class SweepPoint(_Frozen):
     threshold: float
-    latents_kept_fraction: float  # share of active latent activations with F1 >= threshold
-    sufficiency_kept: float  # only latents at F1 >= threshold kept in the reconstruction
-    # latents at F1 >= threshold mean-ablated from the activation; null where necessity is
-    # ill-conditioned (see axes.approximation.MIN_ABLATION_GAP)
+    # share of active (prompt, latent) pairs whose latent has F1 >= threshold (a count, so
+    # rescaling a latent and its decoder row does not move it)
+    latents_kept_fraction: float
+    # the paper's: active latents with F1 < threshold subtracted from the activation (the SAE's
+    # error term stays in)
+    sufficiency_kept: float
+    # variant: only latents at F1 >= threshold decoded (error term and the rest dropped)
+    sufficiency_kept_decoded: float
+    # latents at F1 >= threshold mean-ablated (to their fit-prompt means) in the activation;
+    # null where necessity is ill-conditioned (see axes.approximation.MIN_ABLATION_GAP)
     necessity_removed: float | None
 
 
@@ -61,9 +67,14 @@ class AttributeControl(_Frozen):
     no_intervention_agreement: float
     supervised_edit_accuracy: float
     edit_accuracy_by_budget: dict[str, float]  # latents edited per node -> accuracy
+    # latents edited per node -> mean weight (share of the reconstruction) of the latents the
+    # greedy edit changes, at their base values (paper Fig. 4)
+    weight_removed_by_budget: dict[str, float]
     min_budget_reaching_supervised: int | None  # None: not reached with any budget
-    aware_edit_accuracy: float
-    weight_removed: float  # mean share of the reconstruction carried by the removed latent
+    aware_edit_accuracy: float  # the paper's rule: one latent out, one in
+    aware_edit_accuracy_by_exchanges: dict[str, float]  # latents swapped per node -> accuracy
+    aware_edit_accuracy_cf_free: float  # variant: target latent added at its typical value
+    aware_weight_removed: float  # mean weight of the latent the aware edit removes
     supervised_weight: float  # the same for the supervised source feature
 
 
@@ -72,6 +83,7 @@ class OcclusionResult(_Frozen):
 
     attribute: str
     coverage: float  # share of its values (in eval prompts) with a latent at F1 >= 0.5
+    ld_effect: float  # |LD change| / |clean LD| when its supervised feature is removed
     causally_relevant: bool
     decodability: float  # held-out accuracy of a linear probe (fit prompts -> eval prompts)
     occluded: bool
@@ -90,6 +102,8 @@ class SplitResult(_Frozen):
     union_recall: float
     mean_pairwise_jaccard: float | None  # None with fewer than two latents
     split: bool
+    precise_by_chance: int  # precise latents left out: not significant (binomial test)
+    explained_by_richer: int  # precise latents left out: a richer property explains them
 
 
 class NodeResult(_Frozen):
@@ -134,6 +148,9 @@ class EvaluationResult(_Frozen):
     schema_version: str = Field(default=SCHEMA_VERSION)
     kind: str = "sae_evaluation"
     provenance: Provenance
+    # the supervised dictionary every `supervised` value comes from ("lstsq" or "mean")
+    comparator: str
+    warnings: list[str]
     model: ModelScores
     saes: list[SAEInfo]
     units: list[UnitResult]

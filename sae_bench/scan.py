@@ -26,8 +26,9 @@ class ScanRow:
 
 
 def candidate_nodes(model, roles) -> list[Node]:
-    """Every head's output (hook_z) and every layer's residual stream at every role."""
-    nodes = []
+    """The embeddings (`blocks.0.hook_resid_pre`), every head's output (hook_z) and every
+    layer's residual stream, at every role."""
+    nodes = [Node("blocks.0.hook_resid_pre", role) for role in roles]
     for layer in range(model.cfg.n_layers):
         for role in roles:
             hook = f"blocks.{layer}.attn.hook_z"

@@ -18,11 +18,13 @@ def render_run_summary(doc: EvaluationResult) -> str:
         f"{p.model} on {p.task} v{p.task_version}, seed {p.seed}: model accuracy "
         f"{doc.model.accuracy:.3f}, mean LD {doc.model.mean_logit_diff:.3f} "
         f"(n_eval={p.n_eval})",
-        "values are SAE (supervised dictionary) at the same nodes",
+        f"values are SAE (supervised {doc.comparator} dictionary, measured the same way) at the "
+        "same nodes",
+        *(f"warning: {w}" for w in doc.warnings),
         "",
     ]
     header = (f"{'node':<34} {'suff':>14} {'nec':>14} {'FVU':>14} {'L0':>12} {'gamma':>14} "
-              f"{'cov IO/S/Pos (F1>=0.8)':>24}")
+              f"{'cov IO/S/Pos (F1>=0.8)':>30}")
     lines.append(header)
     for unit in doc.units:
         suff = _pair(unit.approximation.get("sufficiency"))
@@ -31,15 +33,16 @@ def render_run_summary(doc: EvaluationResult) -> str:
         if multi:
             lines.append(f"{unit.name + ' (all nodes)':<34} {suff:>14} {nec:>14}")
         for n in unit.per_node:
-            cov = "/".join(
-                f"{n.interpretability[k].value:.2f}"
-                for k in ("coverage_IO", "coverage_S", "coverage_Pos")
-                if k in n.interpretability and n.interpretability[k].value is not None
-            )
+            cov_metrics = [n.interpretability[k] for k in ("coverage_IO", "coverage_S",
+                                                            "coverage_Pos")
+                           if k in n.interpretability]
+            cov = "/".join(f"{m.value:.2f}" for m in cov_metrics if m.value is not None)
+            sup_cov = "/".join(f"{m.supervised:.2f}" for m in cov_metrics
+                               if m.supervised is not None)
             lines.append(
                 f"{n.node:<34} {'' if multi else suff:>14} {'' if multi else nec:>14} "
                 f"{_pair(n.approximation['fvu']):>14} {_pair(n.approximation['l0'], '.1f'):>12} "
-                f"{_pair(n.approximation['shrinkage']):>14} {cov + ' (1.00)':>24}"
+                f"{_pair(n.approximation['shrinkage']):>14} {f'{cov} ({sup_cov})':>30}"
             )
     lines += ["", "control (share of prompts reaching the counterfactual patch's top-1 token)"]
     for unit in doc.units:
@@ -51,7 +54,8 @@ def render_run_summary(doc: EvaluationResult) -> str:
             lines.append(
                 f"  {unit.name} {c.attribute}{mark}: no edit {c.no_intervention_agreement:.2f}, "
                 f"supervised {c.supervised_edit_accuracy:.2f}, SAE greedy {budgets} -> "
-                f"{reached}; aware {c.aware_edit_accuracy:.2f}"
+                f"{reached}; aware {c.aware_edit_accuracy:.2f} (variant without the "
+                f"counterfactual: {c.aware_edit_accuracy_cf_free:.2f})"
             )
     flags = []
     for unit in doc.units:
