@@ -301,7 +301,7 @@ def write_leaderboard(result_paths: list[Path], out_dir: Path) -> list[Path]:
     Raises `UserError` (and writes nothing) when any input is missing, corrupt or of another
     schema version.
     """
-    from sae_bench import report_html, report_plots, report_tables
+    from sae_bench import report_html, report_plots, report_tables, report_text
 
     groups = load_groups(result_paths)
     # Render everything before the first write: a failure must not leave a partial report.
@@ -311,8 +311,8 @@ def write_leaderboard(result_paths: list[Path], out_dir: Path) -> list[Path]:
         for plot in report_plots.render_all(rep):
             files[plot.file] = plot.png
             rep.plots.append(plot)
-    texts = {"leaderboard.md": report_tables.render_markdown(reports),
-             "leaderboard.csv": report_tables.render_csv(reports),
+    texts = {"leaderboard.md": report_text.render_markdown(reports),
+             "leaderboard.csv": report_text.render_csv(reports),
              "leaderboard.html": report_html.render(reports)}
     out_dir = Path(out_dir)
     written: list[Path] = []

@@ -10,10 +10,20 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from collections.abc import Sequence
 
 from sae_bench.leaderboard import Row, _sort_key
-from sae_bench.report_tables import ID_COLUMNS, AxisTable, Column, Report, cell, id_cells
+from sae_bench.report_tables import (
+    AxisTable,
+    Column,
+    Report,
+    cell,
+    id_cells,
+    id_columns,
+    reference_cells,
+)
+from sae_bench.report_text import units_line
 
 _CSS = """
 body{font:13px/1.4 system-ui,sans-serif;margin:1.5em;max-width:1500px;color:#222}
@@ -27,7 +37,8 @@ tr.front td.sae{font-weight:bold}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 .note{color:#555;margin:.2em 0}.filter{margin:.3em 0}
 img{max-width:100%;border:1px solid #ddd}
-details{margin:.6em 0}
+details{margin:.6em 0}.scroll{overflow-x:auto;max-width:100%}
+code{background:#f3f3f3;padding:0 2px}
 """
 
 # Sorting reads each cell's data-key (a number, ascending = best first, blank = missing, always
@@ -72,6 +83,11 @@ def _e(text: str) -> str:
     return html.escape(text, quote=True)
 
 
+def _prose(text: str) -> str:
+    """Escape a note and show its `metric` names as code, as the Markdown page does."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", _e(text))
+
+
 def _num_key(value: float | None, direction: str | None) -> str:
     """Ascending = best first; direction-less metrics sort by value."""
     if value is None or value != value:
@@ -94,7 +110,7 @@ def _column_tip(col: Column) -> str:
 def _row_html(t: AxisTable, rank: int, row: Row) -> str:
     cls = ' class="front"' if (row.sae, row.unit) in t.front else ""
     cells = []
-    for name, text in zip(ID_COLUMNS, id_cells(t, rank, row), strict=True):
+    for name, text in zip(id_columns(t), id_cells(t, rank, row), strict=True):
         key = f' data-key="{rank}"' if name == "rank" else ""
         css = ' class="sae"' if name == "sae" else ""
         cells.append(f"<td{css}{key}>{_e(text)}</td>")
@@ -111,21 +127,21 @@ def _row_html(t: AxisTable, rank: int, row: Row) -> str:
 
 
 def _table_html(t: AxisTable, table_id: str) -> list[str]:
-    out = [f'<p class="note">{_e(t.ranking)}</p>',
+    out = [f'<p class="note">{_prose(t.ranking)}</p>',
            f'<input class="filter" type="search" placeholder="filter rows (e.g. topk, task)" '
-           f'data-table="{table_id}">', f'<table id="{table_id}">', "<thead><tr>"]
-    out += [_th(n, _ID_TIPS[n], "lower" if n == "rank" else None) for n in ID_COLUMNS]
+           f'data-table="{table_id}">', '<div class="scroll">', f'<table id="{table_id}">',
+           "<thead><tr>"]
+    out += [_th(n, _ID_TIPS[n], "lower" if n == "rank" else None) for n in id_columns(t)]
     out += [_th(c.name, _column_tip(c), c.meta.direction or "none") for c in t.columns]
     out += ["</tr></thead>", '<tbody class="ref">']
     for label, unit, vals in t.references:
-        out.append("<tr><td></td><td></td>" + f"<td>{_e(label)}</td><td></td><td></td>"
-                   f"<td>{_e(unit)}</td>"
+        out.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in reference_cells(t, label, unit))
                    + "".join(f'<td class="num">{_e(vals.get(c.name, ""))}</td>'
                              for c in t.columns) + "</tr>")
     out += ["</tbody>", "<tbody>"]
     out += [_row_html(t, i, r) for r, i in zip(t.rows, t.ranks, strict=True)]
-    out += ["</tbody>", "</table>"]
-    out += [f'<p class="note">{_e(n)}</p>' for n in t.collapsed]
+    out += ["</tbody>", "</table>", "</div>"]
+    out += [f'<p class="note">{_prose(n)}</p>' for n in t.collapsed]
     return out
 
 
@@ -143,8 +159,12 @@ def _provenance(rep: Report, gid: str) -> list[str]:
     out = ["<details><summary>Provenance</summary>", "<table>"]
     out += [f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in env.items()]
     out.append("</table>")
-    fields = sorted({k for r in rep.group.rows for k in r.provenance})
-    rows = [[r.label] + [r.provenance.get(f, "") for f in fields] for r in rep.group.rows]
+    # Per SAE: its files, and only the fields that differ between runs (the rest is above).
+    runs = rep.group.rows
+    fields = sorted(k for k in {k for r in runs for k in r.provenance}
+                    if k in ("result file", "SAE files")
+                    or len({r.provenance.get(k) for r in runs}) > 1)
+    rows = [[r.label] + [r.provenance.get(f, "") for f in fields] for r in runs]
     out += _plain_table(["sae", *fields], rows, f"{gid}-prov") + ["</details>"]
     return out
 
@@ -161,7 +181,8 @@ def render(reports: Sequence[Report]) -> str:
     for gi, rep in enumerate(reports):
         gid = f"g{gi}"
         out.append(f"<h2>{_e(rep.group.key.title())}</h2>")
-        out += [f'<p class="note">{_e(n)}</p>' for n in rep.not_relevant]
+        out += [f"<p>{_e(units_line(rep))}</p>"]
+        out += [f'<p class="note">{_prose(n)}</p>' for n in rep.not_relevant]
         for t in rep.tables:
             out.append(f"<h3>{_e(t.title)}</h3>")
             out += _table_html(t, f"{gid}-{t.axis}")
@@ -175,7 +196,7 @@ def render(reports: Sequence[Report]) -> str:
             out.append(f'<figure><img src="data:image/png;base64,{data}" alt="{_e(p.title)}">'
                        f"<figcaption>{_e(' '.join([p.title + '.', *p.notes]))}</figcaption>"
                        "</figure>")
-        out += [f'<p class="note">{_e(n)}</p>' for n in rep.plot_notes]
+        out += [f'<p class="note">{_prose(n)}</p>' for n in rep.plot_notes]
         out += _provenance(rep, gid)
     out += [f"<script>{_JS}</script>", "</body>", "</html>", ""]
     return "\n".join(out)

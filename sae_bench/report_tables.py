@@ -15,8 +15,6 @@ the SAE, so its columns are collapsed into a note, and so are columns equal for 
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -77,6 +75,7 @@ class AxisTable:
     references: list[tuple[str, str, dict[str, str]]]  # (label, unit, column -> cell)
     collapsed: list[str]
     headline_metrics: list[str]  # what the Pareto plot draws against L0
+    multi_unit: bool = False
 
     def value(self, row: Row, col: Column) -> float | None:
         if col.derived:
@@ -232,7 +231,8 @@ def _table(group: Group, axis: _Axis, relevant: list[str]) -> AxisTable:
     if "l0" in group.meta and axis.name != "approximation":
         cols.append(Column("l0", group.meta["l0"]))  # fronts are against L0 in every table
     cols += [Column(n, group.meta[n]) for n in names]
-    table = AxisTable(axis.name, axis.title, "", cols, [], [], set(), derived, [], collapsed, [])
+    table = AxisTable(axis.name, axis.title, "", cols, [], [], set(), derived, [], collapsed, [],
+                      multi_unit=len(group.units()) > 1)
     by_name = {n: Column(n, m) for n, m in group.meta.items()} | every
     key_cols = [by_name[k] for k in axis.key if k in by_name]
     table.ranking = "Ranked by " + ", then ".join(
@@ -306,76 +306,17 @@ def cell(table: AxisTable, row: Row, col: Column) -> str:
     return display(row, col.name, table.value(row, col))
 
 
-def render_csv(reports: Sequence[Report]) -> str:
-    """One CSV, every metric of every group with its supervised value and each axis's rank
-    (ranks restart per group and unit: never compare them across)."""
-    metrics = sorted({m for rep in reports for m in rep.group.meta})
-    axes = [a.name for a in AXES]
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["task", "task_version", "model", "sae", "architecture", "training_data",
-                "d_sae", "k", "unit"] + [f"rank_{a}" for a in axes]
-               + [f"pareto_l0_{a}" for a in axes]
-               + [c for m in metrics for c in (m, f"{m}_supervised")])
-    for rep in reports:
-        g = rep.group
-        ranks = {(t.axis, r.sae, r.unit): i
-                 for t in rep.tables for r, i in zip(t.rows, t.ranks, strict=True)}
-        first = rep.tables[0]
-        for row in first.rows:
-            cells = [g.key.task, g.key.task_version, g.key.model, row.sae, row.architecture,
-                     row.training_data, row.d_sae, row.k, row.unit]
-            cells += [str(ranks[(a, row.sae, row.unit)]) for a in axes]
-            cells += [str((row.sae, row.unit) in t.front) for t in rep.tables]
-            for m in metrics:
-                cells += [_raw(row.values.get(m)), _raw(row.supervised.get(m))]
-            w.writerow(cells)
-    return buf.getvalue()
-
-
-def _raw(x: float | None) -> str:
-    return "" if x is None else repr(float(x))
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    out = ["| " + " | ".join(_md(h) for h in header) + " |", "|" + "---|" * len(header)]
-    return out + ["| " + " | ".join(_md(c) for c in r) + " |" for r in rows] + [""]
-
-
-ID_COLUMNS = ["rank", "front", "sae", "architecture", "data", "unit"]
+def id_columns(table: AxisTable) -> list[str]:
+    """Identity columns; `unit` only when the group has several (else it is in the heading)."""
+    return ["rank", "front", "sae", "architecture", "data"] + (["unit"] if table.multi_unit
+                                                                else [])
 
 
 def id_cells(table: AxisTable, i: int, row: Row) -> list[str]:
     on = "yes" if (row.sae, row.unit) in table.front else ""
-    return [str(i), on, row.sae, row.architecture, row.training_data, row.unit]
+    return [str(i), on, row.sae, row.architecture, row.training_data] + (
+        [row.unit] if table.multi_unit else [])
 
 
-def render_markdown(reports: Sequence[Report]) -> str:
-    out = ["# SAE leaderboard", "",
-           "One section per (task, task version, model): results from different groups are "
-           "never ranked together. No composite score: each axis is ranked by its own headline; "
-           "`front` marks SAEs on the Pareto front of L0 against that headline. How to read it: "
-           "reports/README.md.", ""]
-    for rep in reports:
-        out += [f"## {rep.group.key.title()}", ""]
-        out += [f"- {n}" for n in rep.not_relevant] + ([""] if rep.not_relevant else [])
-        for t in rep.tables:
-            out += [f"### {t.title}", "", t.ranking, ""]
-            header = ID_COLUMNS + [c.name for c in t.columns]
-            body = [id_cells(t, i, r) + [cell(t, r, c) for c in t.columns]
-                    for r, i in zip(t.rows, t.ranks, strict=True)]
-            refs = [["", "", f"*{label}*", "", "", unit] + [v.get(c.name, "") for c in t.columns]
-                    for label, unit, v in t.references]
-            out += _md_table(header, refs + body)
-            out += [f"- {n}" for n in t.collapsed] + ([""] if t.collapsed else [])
-        for title, header, rows in rep.details:
-            out += [f"### {title}", ""] + (_md_table(header, rows) if rows else ["(none)", ""])
-        out += ["### Plots", ""]
-        for p in rep.plots:
-            out += [f"![{p.title}]({p.file})", ""] + [f"- {n}" for n in p.notes] + [""]
-        out += [f"- {n}" for n in rep.plot_notes] + ([""] if rep.plot_notes else [])
-    return "\n".join(out)
+def reference_cells(table: AxisTable, label: str, unit: str) -> list[str]:
+    return ["", "", label, "", ""] + ([unit] if table.multi_unit else [])

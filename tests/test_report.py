@@ -265,3 +265,16 @@ def test_html_sorts_and_filters_in_headless_chromium(tmp_path: Path) -> None:
         assert browser.exceptions() == []
     finally:
         browser.close()
+
+
+def test_missing_browser_fails_in_ci(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """CI must not go green by skipping the browser test."""
+    import sys
+
+    monkeypatch.setattr(sys.modules[__name__], "find_chromium", lambda: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run the browser test"):
+        test_html_sorts_and_filters_in_headless_chromium(tmp_path)
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception):
+        test_html_sorts_and_filters_in_headless_chromium(tmp_path)
