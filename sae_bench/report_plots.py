@@ -12,6 +12,7 @@ Figure builders return matplotlib Figures so tests can measure their layout.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -49,25 +50,38 @@ def _front_xy(points: list[tuple[float, float]], direction: str | None
     return sorted(set(front))
 
 
+LOG_RATIO = 20  # L0 on a log axis once it spans more than this factor
+
+
 def _log_l0(ax: Axes, xs: Sequence[float]) -> None:
-    if xs and min(xs) > 0 and max(xs) / min(xs) > 20:
+    if xs and min(xs) > 0 and max(xs) / min(xs) > LOG_RATIO:
         ax.set_xscale("log")  # L0 spans orders of magnitude between SAEs
 
 
-MAX_NAMED = 8  # front points named on a panel; more names would cover each other
+MAX_NAMED = 5  # front points named on a panel; more names would cover each other
 
 
-def _name_front(ax: Axes, rows: Sequence[Row], metric: str,
-                front: list[tuple[float, float]]) -> None:
-    """Name the SAEs on the front (the trade-off worth reading), inside the axes."""
-    on = set(front[:MAX_NAMED])
-    xs = sorted(p[0] for p in front)
-    middle = xs[len(xs) // 2] if xs else 0.0
+def _name_front(ax: Axes, rows: Sequence[Row], metric: str, front: list[tuple[float, float]],
+                xs: Sequence[float]) -> None:
+    """Name a few SAEs on the front (the trade-off worth reading), spread along it."""
+    if not front or not xs:
+        return
+    step = max(1, -(-len(front) // MAX_NAMED))
+    named = set(front[::step])
+    lo, hi = min(xs), max(xs)
+    log = lo > 0 and hi / lo > LOG_RATIO
+
+    def frac(x: float) -> float:  # position across the panel, to keep labels inside it
+        if hi == lo:
+            return 0.0
+        return (math.log(x / lo) / math.log(hi / lo)) if log else (x - lo) / (hi - lo)
+
     for r in rows:
         x, y = r.values.get("l0"), r.values.get(metric)
-        if x is None or y is None or (x, y) not in on:
+        if x is None or y is None or (x, y) not in named:
             continue
-        right = x > middle  # label towards the middle, so it stays inside the axes
+        right = frac(x) > 0.6
+        named.discard((x, y))  # two SAEs at the same point: name one
         ax.annotate(r.label, (x, y), fontsize=5.5, xytext=(-3 if right else 3, 3),
                     textcoords="offset points", ha="right" if right else "left",
                     annotation_clip=True, clip_on=True)
@@ -93,7 +107,7 @@ def pareto_figure(rows: Sequence[Row], panels: Sequence[str], meta: dict[str, Me
         if front:
             ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="grey",
                     linewidth=1, zorder=2)
-            _name_front(ax, rows, metric, front)
+            _name_front(ax, rows, metric, front, [p[0] for p in pts])
         sup = sorted({(s.supervised.get("l0"), s.supervised.get(metric)) for s in rows
                       if s.supervised.get("l0") is not None
                       and s.supervised.get(metric) is not None})

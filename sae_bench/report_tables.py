@@ -108,10 +108,11 @@ def relevance(group: Group) -> tuple[list[str], list[str]]:
             relevant.append(a)
             continue
         agree = [r.no_edit[a] for r in group.rows if a in r.no_edit]
-        notes.append(f"{a} is not causally relevant at these nodes: patching the counterfactual "
-                     f"changes the model's top-1 on only {1 - max(agree):.3f} of prompts, so "
-                     f"{a} edits and {a} decoding say nothing about the SAE; its columns and "
-                     "plots are left out (they are in leaderboard.csv).")
+        changed = f"; its counterfactual patch changes the model's top-1 on at most " \
+            f"{1 - min(agree):.3f} of prompts" if agree else ""
+        notes.append(f"{a} is not causally relevant at these nodes (the results mark it so"
+                     f"{changed}), so {a} edits and {a} decoding say nothing about the SAE: its "
+                     "columns and plots are left out (they are in leaderboard.csv).")
     return relevant, notes
 
 
