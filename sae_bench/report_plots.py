@@ -88,7 +88,7 @@ def _name_front(ax: Axes, rows: Sequence[Row], metric: str, front: list[tuple[fl
 
 
 def pareto_figure(rows: Sequence[Row], panels: Sequence[str], meta: dict[str, MetricMeta],
-                  notes: Sequence[str] = ()) -> Figure:
+                  notes: Sequence[str] = (), axis_of: dict[str, str] | None = None) -> Figure:
     """One panel per headline metric: y against L0, one point per row, front as a step line."""
     enc = encoding(rows)
     fig, axes = style.figure(len(panels))
@@ -118,7 +118,8 @@ def pareto_figure(rows: Sequence[Row], panels: Sequence[str], meta: dict[str, Me
         _log_l0(ax, [p[0] for p in pts] + [p[0] for p in sup if p[0]])
         ax.set_xlabel("L0 (active latents per prompt)")
         ax.set_ylabel(f"{metric} ({direction or 'no direction'})", fontsize=8)
-        ax.set_title(metric, fontsize=9)
+        axis = (axis_of or {}).get(metric)
+        ax.set_title(f"{axis}: {metric}" if axis else metric, fontsize=9)
     handles = enc.handles()
     handles += [Line2D([], [], color="grey", linewidth=1, label="Pareto front"),
                 Line2D([], [], linestyle="", label="supervised dictionary", markersize=10,
@@ -251,10 +252,13 @@ def render_all(rep: Report) -> list[Plot]:
         rows = [r for r in rep.group.rows if r.unit == unit]
         s = _slug(rep, unit)
         panels = [m for t in rep.tables for m in t.headline_metrics]
-        notes = [f"{t.axis}: {n}" for t in rep.tables for n in t.collapsed
-                 if any(f"`{h}`" in n for h in t.headline_metrics)]
+        flat = [m for t in rep.tables for m in t.headline_left_out]
+        notes = [f"Not drawn, equal for every SAE (see the tables' notes): {', '.join(flat)}."
+                 ] if flat else []
         plots.append(Plot(f"pareto_l0_{s}.png", "pareto_l0", f"Headlines against L0 ({unit})",
-                          notes, style.png(pareto_figure(rows, panels, rep.group.meta, notes))))
+                          notes, style.png(pareto_figure(
+                              rows, panels, rep.group.meta, notes,
+                              {m: t.axis for t in rep.tables for m in t.headline_metrics}))))
         left_out = [a for a in rep.group.attributes if a not in rep.relevant]
         notes = [f"Left out, not causally relevant at these nodes: {', '.join(left_out)}."
                  ] if left_out else []

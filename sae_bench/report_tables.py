@@ -75,6 +75,7 @@ class AxisTable:
     references: list[tuple[str, str, dict[str, str]]]  # (label, unit, column -> cell)
     collapsed: list[str]
     headline_metrics: list[str]  # what the Pareto plot draws against L0
+    headline_left_out: list[str] = field(default_factory=list)  # collapsed, so not drawn
     multi_unit: bool = False
 
     def value(self, row: Row, col: Column) -> float | None:
@@ -250,6 +251,8 @@ def _table(group: Group, axis: _Axis, relevant: list[str]) -> AxisTable:
         table.references += _references(table, urows, unit)
     visible = {c.name for c in cols}
     table.headline_metrics = [m for m in axis.headline(relevant) if m in visible]
+    table.headline_left_out = [m for m in axis.headline(relevant)
+                               if m not in visible and m in group.meta]
     return table
 
 
@@ -276,8 +279,10 @@ def _references(table: AxisTable, rows: list[Row], unit: str) -> list[tuple[str,
         if c.derived:
             continue
         vals = {r.supervised.get(c.name) for r in rows if c.name in r.values}
-        sup[c.name] = ("differs per SAE (see leaderboard.csv)" if len(vals) > 1
-                       else _fmt(vals.pop(), c.integer))
+        if len(vals) > 1:
+            sup[c.name] = "differs per SAE (see leaderboard.csv)"
+        elif vals:
+            sup[c.name] = _fmt(vals.pop(), c.integer)  # n/a: the results carry no comparator
     refs = [("supervised dictionary", unit, sup)]
     if table.axis == "control" and rows:
         edit = {c.name: _fmt(rows[0].no_edit[a]) for c in table.columns

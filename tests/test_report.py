@@ -3,6 +3,7 @@ real headless Chromium. Built on the shipped baselines' results (no model is loa
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import os
@@ -121,6 +122,7 @@ def test_new_metric_flows_through_without_code_changes(tmp_path: Path) -> None:
 
 def test_weight_removed_plot_reads_per_budget_metrics() -> None:
     group = _group()
+    group.rows = group.rows[:4]  # enough to draw; fewer plots to render
     rep = report_tables.build(group)
     assert not any(p.kind == "weight_removed" for p in report_plots.render_all(rep))
     assert any("weight_removed_{attribute}_k{k}" in n for n in rep.plot_notes)
@@ -278,3 +280,25 @@ def test_missing_browser_fails_in_ci(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setenv("CI", "false")
     with pytest.raises(pytest.skip.Exception):
         test_html_sorts_and_filters_in_headless_chromium(tmp_path)
+
+
+def test_several_units_rank_and_plot_separately(tmp_path: Path) -> None:
+    docs = []
+    for p in RUNS[:3]:
+        doc = json.loads(p.read_text())
+        other = json.loads(json.dumps(doc["units"][0]))
+        other["name"] = "second-unit"
+        doc["units"].append(other)
+        out = tmp_path / p.parent.name / "results.json"
+        out.parent.mkdir()
+        out.write_text(json.dumps(doc))
+        docs.append(out)
+    written = {p.name for p in write_leaderboard(docs, tmp_path / "lb")}
+    assert {"pareto_l0_ioi-v1.0.0-ioi-tiny-second-unit.png",
+            "pareto_l0_ioi-v1.0.0-ioi-tiny-blocks.0.hook_resid_post_END.png"} <= written
+    with open(tmp_path / "lb" / "leaderboard.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for unit in ("second-unit", "blocks.0.hook_resid_post@END"):
+        assert sorted(r["rank_control"] for r in rows if r["unit"] == unit) == ["1", "2", "3"]
+    md = (tmp_path / "lb" / "leaderboard.md").read_text()
+    assert "| rank | front | sae | architecture | data | unit |" in md
