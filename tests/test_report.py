@@ -46,6 +46,9 @@ def test_control_ranks_the_steerable_saes_first() -> None:
 
 def test_irrelevant_attribute_is_left_out_with_a_note() -> None:
     group = _group()
+    group.rows = group.rows[:4]
+    for r in group.rows:  # as the shipped results mark Pos at ioi-tiny's main node
+        r.relevant["Pos"] = False
     rep = report_tables.build(group)
     assert "Pos" in group.attributes and "Pos" not in rep.relevant
     assert any(n.startswith("Pos is not causally relevant") for n in rep.not_relevant)
