@@ -1,41 +1,39 @@
 """Leaderboards from saved result documents (`results.json` of `sae-bench run`); no model loaded.
 
 `write_leaderboard(paths, out_dir)` writes `leaderboard.md`, `leaderboard.csv`,
-`leaderboard.html` (self-contained: plots embedded as base64 PNG data URIs) and the PNG plots.
+`leaderboard.html` (one self-contained interactive page) and the PNG plots.
 
-Choices:
+This module turns documents into rows; `report_tables` ranks them per axis, `report_plots`
+draws them, `report_html` builds the page. Choices:
 - One row per (SAE, unit). Per-node metrics (FVU, L0, coverage, ...) of a multi-node unit are
-  the mean over its nodes; the supervised reference beside each value is aggregated the same way.
-- Results are never ranked across different (task, task_version, model): each such group gets its
-  own table (a heading in md/html, `task`/`task_version`/`model` columns and a per-group `rank`
-  in the CSV) and its own plots.
-- Primary ranking: `sufficiency`, direction read from the documents' `metric_info` ("one":
-  closest to 1 first), ties broken by `fvu` (lower first), then by SAE name and unit.
-- Deterministic: rows sorted as above, no timestamps, PNGs without "Software" metadata.
+  the mean over its nodes; the supervised reference is aggregated the same way.
+- Every metric the documents carry is read generically (name, category, direction and
+  description from the documents' `metric_info`, else `sae_bench.metrics.info`), so a new metric
+  reaches the CSV and its axis table without a change here.
+- Results are never ranked across different (task, task_version, model): each such group gets
+  its own tables and plots.
+- Deterministic: rows sorted by name before ranking, no timestamps, PNGs without "Software"
+  metadata, so the same inputs give byte-identical files.
 - All inputs are loaded and every output rendered in memory before anything is written, so a bad
   input raises `UserError` and leaves `out_dir` untouched; each file is replaced atomically.
 """
 
 from __future__ import annotations
 
-import base64
-import csv
-import html
-import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sae_bench import report_plots
+from sae_bench import metrics as metric_registry
 from sae_bench.errors import UserError
 from sae_bench.io import write_bytes_atomic, write_text_atomic
 from sae_bench.results import EvaluationResult, Metric, load_result
 
-PRIMARY_METRIC = "sufficiency"
-TIEBREAK_METRIC = "fvu"
-EDIT_BUDGET = 2  # the headline edit accuracy: 2 latents edited per node
 ATTRIBUTE_ORDER = ("IO", "S", "Pos")  # known attributes first, in the task's order
+# The training-data tag is not recorded in result documents or SAE files; the baselines name
+# their runs `<arch>-<sparsity>-<data>`, so a name of three or more dash-separated parts gives it.
+UNSPECIFIED_DATA = "unspecified"
 
 
 @dataclass(frozen=True)
@@ -53,9 +51,18 @@ class GroupKey:
         return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{self.task}-v{self.task_version}-{self.model}")
 
 
+@dataclass(frozen=True)
+class MetricMeta:
+    """What a column means: read from the documents, so reports explain their own numbers."""
+
+    category: str
+    direction: str | None
+    description: str
+
+
 @dataclass
 class Row:
-    """One (SAE, unit) with its headline metrics and the supervised reference beside each."""
+    """One (SAE, unit): every metric with the supervised reference beside it, plus details."""
 
     group: GroupKey
     sae: str
@@ -65,20 +72,21 @@ class Row:
     unit: str
     values: dict[str, float | None]
     supervised: dict[str, float | None]
+    training_data: str = UNSPECIFIED_DATA
+    reasons: dict[str, str] = field(default_factory=dict)  # why a value is missing
     edit_curves: dict[str, dict[int, float]] = field(default_factory=dict)
     supervised_edit: dict[str, float] = field(default_factory=dict)
+    no_edit: dict[str, float] = field(default_factory=dict)  # agreement without intervention
+    relevant: dict[str, bool] = field(default_factory=dict)  # attribute -> causally relevant
+    top_f1: dict[str, list[float]] = field(default_factory=dict)  # node -> stored latents' F1
     occlusion: list[dict[str, str]] = field(default_factory=list)
     oversplitting: list[dict[str, str]] = field(default_factory=list)
+    provenance: dict[str, str] = field(default_factory=dict)
     n_units_of_sae: int = 1
 
-
-def headline_metrics(attributes: Sequence[str]) -> list[str]:
-    """Column order of the leaderboard's metrics for these attributes."""
-    names = ["sufficiency", "necessity", "fvu", "l0", "shrinkage"]
-    names += [f"coverage_{a}" for a in attributes] + ["interpretable_fraction"]
-    names += [f"edit_accuracy_{a}_k{EDIT_BUDGET}" for a in attributes]
-    names += [f"min_budget_{a}" for a in attributes]
-    return names
+    @property
+    def label(self) -> str:
+        return self.sae if self.n_units_of_sae == 1 else f"{self.sae} [{self.unit}]"
 
 
 def _sort_key(value: float | None, direction: str | None) -> tuple[int, float]:
@@ -107,6 +115,11 @@ def rank(rows: Sequence[Row], metric: str, direction: str | None,
     return sorted(rows, key=key)
 
 
+def training_data(sae: str) -> str:
+    parts = sae.split("#")[0].split("-")
+    return parts[-1] if len(parts) >= 3 and parts[-1] else UNSPECIFIED_DATA
+
+
 def _sae_name(path: Path) -> str:
     """The run directory's name for `<run>/results.json`, else the file's stem."""
     return path.parent.name if path.name == "results.json" and path.parent.name else path.stem
@@ -117,45 +130,63 @@ def _resolve(path: Path) -> Path:
     return path / "results.json" if path.is_dir() else path
 
 
-def _mean(xs: list[float | None]) -> float | None:
+def _mean(xs: Sequence[float | None]) -> float | None:
     vals = [x for x in xs if x is not None]
     return sum(vals) / len(vals) if vals else None
 
 
-def _get(cat: dict[str, Metric], name: str) -> tuple[float | None, float | None]:
-    m = cat.get(name)
-    return (None, None) if m is None else (m.value, m.supervised)
+def _fmt(x: float | None, integer: bool = False) -> str:
+    """Three decimals (integer counts such as budgets and k without a fraction); None -> n/a."""
+    if x is None:
+        return "n/a"
+    if integer and float(x).is_integer():
+        return str(int(x))
+    return f"{x:.3f}"
 
 
-def _rows_of(doc: EvaluationResult, sae: str) -> list[Row]:
+def _unit_metrics(doc: EvaluationResult, unit_index: int) -> dict[str, list[Metric]]:
+    """Every metric of a unit: cross-section ones as they are, per-node ones listed per node."""
+    unit = doc.units[unit_index]
+    found: dict[str, list[Metric]] = {}
+    for cat in (unit.approximation, unit.interpretability, unit.control):
+        for name, m in cat.items():
+            found.setdefault(name, [m])
+    unit_level = set(found)
+    for node in unit.per_node:
+        for cat in (node.approximation, node.interpretability, node.occlusion,
+                    node.oversplitting):
+            for name, m in cat.items():
+                if name not in unit_level:
+                    found.setdefault(name, []).append(m)
+    return found
+
+
+def _rows_of(doc: EvaluationResult, sae: str, source: str) -> list[Row]:
     prov = doc.provenance
     group = GroupKey(prov.task, prov.task_version, prov.model)
-    attributes = _attributes([doc])
     rows: list[Row] = []
-    for unit in doc.units:
+    for i, unit in enumerate(doc.units):
         infos = [s for s in doc.saes if s.node in unit.nodes] or list(doc.saes)
-        values: dict[str, float | None] = {}
-        sup: dict[str, float | None] = {}
-        for name in headline_metrics(attributes):
-            unit_cats = (unit.approximation, unit.interpretability, unit.control)
-            found = [c for c in unit_cats if name in c]
-            if found:
-                values[name], sup[name] = _get(found[0], name)
-                continue
-            per = [_get({**n.approximation, **n.interpretability}, name) for n in unit.per_node]
-            values[name] = _mean([v for v, _ in per])
-            sup[name] = _mean([s for _, s in per])
         row = Row(
-            group=group, sae=sae,
+            group=group, sae=sae, training_data=training_data(sae),
             architecture="/".join(sorted({s.architecture for s in infos})),
             d_sae="/".join(str(d) for d in sorted({s.d_sae for s in infos})),
             k="/".join(sorted({_fmt(s.k, integer=True) for s in infos})),
-            unit=unit.name, values=values, supervised=sup,
+            unit=unit.name, values={}, supervised={},
         )
+        for name, ms in sorted(_unit_metrics(doc, i).items()):
+            row.values[name] = _mean([m.value for m in ms])
+            row.supervised[name] = _mean([m.supervised for m in ms])
+            reasons = sorted({m.reason for m in ms if m.reason})
+            if reasons:
+                row.reasons[name] = "; ".join(reasons)
         for c in unit.control_details:
             row.edit_curves[c.attribute] = {int(b): a for b, a in c.edit_accuracy_by_budget.items()}
             row.supervised_edit[c.attribute] = c.supervised_edit_accuracy
+            row.no_edit[c.attribute] = c.no_intervention_agreement
+            row.relevant[c.attribute] = c.causally_relevant
         for n in unit.per_node:
+            row.top_f1[n.node] = [lat.f1 for lat in n.top_latents]
             for o in n.occlusion_details:
                 row.occlusion.append({
                     "sae": sae, "node": n.node, "attribute": o.attribute,
@@ -168,38 +199,72 @@ def _rows_of(doc: EvaluationResult, sae: str) -> list[Row]:
                     "count": str(s.count), "best_single_recall": _fmt(s.best_single_recall),
                     "union_recall": _fmt(s.union_recall),
                     "mean_pairwise_jaccard": _fmt(s.mean_pairwise_jaccard), "split": str(s.split)})
+        row.provenance = {
+            "result file": source, "git commit": prov.git_commit or "n/a",
+            "package version": prov.package_version, "seed": str(prov.seed),
+            "n_fit": str(prov.n_fit), "n_eval": str(prov.n_eval), "device": prov.device,
+            "dtype": prov.dtype,
+            "SAE files": "; ".join(f"{p} (sha256 {h[:12]})" for p, h in
+                                   sorted(prov.sae_files.items())),
+        }
         rows.append(row)
     for row in rows:
         row.n_units_of_sae = len(rows)
     return rows
 
 
-def _attributes(docs: Sequence[EvaluationResult]) -> list[str]:
-    found = {a for d in docs for u in d.units for a in u.attributes}
+def attribute_order(found: set[str]) -> list[str]:
     return [a for a in ATTRIBUTE_ORDER if a in found] + sorted(found - set(ATTRIBUTE_ORDER))
 
 
-def _fmt(x: float | None, integer: bool = False) -> str:
-    """Three decimals (integer counts such as budgets and k without a fraction); None -> n/a."""
-    if x is None:
-        return "n/a"
-    if integer and float(x).is_integer():
-        return str(int(x))
-    return f"{x:.3f}"
-
-
 @dataclass
-class _Group:
+class Group:
+    """The rows of one (task, version, model), with what their metrics mean."""
+
     key: GroupKey
     rows: list[Row]
     attributes: list[str]
-    direction: str | None
-    tiebreak_direction: str | None
+    meta: dict[str, MetricMeta]
+    environment: dict[str, str]
     plots: dict[str, bytes] = field(default_factory=dict)
 
+    def units(self) -> list[str]:
+        return sorted({r.unit for r in self.rows})
 
-def load_groups(result_paths: Sequence[Path]) -> list[_Group]:
-    """Load every document (UserError on the first bad one) and build ranked groups."""
+
+def _meta(docs: Sequence[EvaluationResult], names: set[str]) -> dict[str, MetricMeta]:
+    """The documents' own metric_info first (what the numbers meant when computed)."""
+    out: dict[str, MetricMeta] = {}
+    for name in sorted(names):
+        info = next((d.metric_info[name] for d in docs if name in d.metric_info), None)
+        if info is None:
+            try:
+                info = metric_registry.info(name)
+            except KeyError:
+                out[name] = MetricMeta("other", None, "")
+                continue
+        out[name] = MetricMeta(info.category, info.direction, info.description)
+    return out
+
+
+def _environment(docs: Sequence[EvaluationResult]) -> dict[str, str]:
+    """Run-wide provenance, each field listing every distinct value the documents carry."""
+    fields: dict[str, set[str]] = {}
+    for d in docs:
+        p = d.provenance
+        for k, v in (("package version", p.package_version), ("git commit", p.git_commit or "n/a"),
+                     ("model fingerprint", p.model_fingerprint), ("seed", str(p.seed)),
+                     ("n_fit", str(p.n_fit)), ("n_eval", str(p.n_eval)),
+                     ("device", p.device), ("dtype", p.dtype), ("python", p.python),
+                     *((f"library {lib}", ver) for lib, ver in p.libraries.items()),
+                     ("model accuracy", _fmt(d.model.accuracy)),
+                     ("model mean logit diff", _fmt(d.model.mean_logit_diff))):
+            fields.setdefault(k, set()).add(str(v))
+    return {k: ", ".join(sorted(v)) for k, v in sorted(fields.items())}
+
+
+def load_groups(result_paths: Sequence[Path]) -> list[Group]:
+    """Load every document (UserError on the first bad one) and build the groups."""
     if not result_paths:
         raise UserError("no result files given; pass one or more results.json from "
                         "`sae-bench run` (or their run directories).")
@@ -208,157 +273,26 @@ def load_groups(result_paths: Sequence[Path]) -> list[_Group]:
         path = _resolve(Path(p))
         docs.append((_sae_name(path), str(path), load_result(path)))
     docs.sort(key=lambda t: (t[0], t[1]))  # deterministic whatever the argument order
-    by_group: dict[GroupKey, list[tuple[str, EvaluationResult]]] = {}
-    for name, _, doc in docs:
+    by_group: dict[GroupKey, list[tuple[str, str, EvaluationResult]]] = {}
+    for name, source, doc in docs:
         prov = doc.provenance
         by_group.setdefault(GroupKey(prov.task, prov.task_version, prov.model), []).append(
-            (name, doc))
-    groups: list[_Group] = []
+            (name, source, doc))
+    groups: list[Group] = []
     for key in sorted(by_group, key=lambda g: (g.task, g.task_version, g.model)):
         members = by_group[key]
         rows: list[Row] = []
         used: dict[str, int] = {}
-        for name, doc in members:
+        for name, source, doc in members:
             # Two files with the same run name would be indistinguishable rows: number them.
             used[name] = used.get(name, 0) + 1
-            rows += _rows_of(doc, name if used[name] == 1 else f"{name}#{used[name]}")
-        mdocs = [d for _, d in members]
-        direction = _direction(mdocs, PRIMARY_METRIC)
-        tb = _direction(mdocs, TIEBREAK_METRIC)
-        rows = rank(rows, PRIMARY_METRIC, direction, [(TIEBREAK_METRIC, tb)])
-        groups.append(_Group(key, rows, _attributes(mdocs), direction, tb))
+            rows += _rows_of(doc, name if used[name] == 1 else f"{name}#{used[name]}", source)
+        mdocs = [d for _, _, d in members]
+        attrs = attribute_order({a for d in mdocs for u in d.units for a in u.attributes})
+        meta = _meta(mdocs, {m for r in rows for m in r.values})
+        groups.append(Group(key, sorted(rows, key=lambda r: (r.sae, r.unit)), attrs, meta,
+                            _environment(mdocs)))
     return groups
-
-
-def _direction(docs: Sequence[EvaluationResult], metric: str) -> str | None:
-    """The direction documented in the results themselves (they carry their metric_info)."""
-    for d in docs:
-        if metric in d.metric_info:
-            return d.metric_info[metric].direction
-    return None
-
-
-def _cell(row: Row, name: str) -> str:
-    v, s = row.values.get(name), row.supervised.get(name)
-    integer = name.startswith("min_budget_")
-    return _fmt(v, integer) if s is None else f"{_fmt(v, integer)} (sup {_fmt(s, integer)})"
-
-
-_ID_COLUMNS = ["rank", "sae", "architecture", "d_sae", "k", "unit"]
-
-
-def _id_cells(i: int, row: Row) -> list[str]:
-    return [str(i), row.sae, row.architecture, row.d_sae, row.k, row.unit]
-
-
-def render_csv(groups: Sequence[_Group]) -> str:
-    """One CSV, all groups, `rank` restarts per group (never compare ranks across groups)."""
-    metrics = headline_metrics(_union_attributes(groups))
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["task", "task_version", "model", *_ID_COLUMNS]
-               + [c for m in metrics for c in (m, f"{m}_supervised")])
-    for g in groups:
-        for i, row in enumerate(g.rows, 1):
-            cells = [g.key.task, g.key.task_version, g.key.model, *_id_cells(i, row)]
-            for m in metrics:
-                cells += [_raw(row.values.get(m)), _raw(row.supervised.get(m))]
-            w.writerow(cells)
-    return buf.getvalue()
-
-
-def _raw(x: float | None) -> str:
-    return "" if x is None else repr(float(x))
-
-
-def _union_attributes(groups: Sequence[_Group]) -> list[str]:
-    found = {a for g in groups for a in g.attributes}
-    return [a for a in ATTRIBUTE_ORDER if a in found] + sorted(found - set(ATTRIBUTE_ORDER))
-
-
-_OCC_COLS = ["sae", "node", "attribute", "coverage", "causally_relevant", "decodability",
-             "occluded", "occluded_by", "evidence"]
-_SPLIT_COLS = ["sae", "node", "attribute", "value", "count", "best_single_recall",
-               "union_recall", "mean_pairwise_jaccard", "split"]
-
-
-def _tables(g: _Group) -> list[tuple[str, list[str], list[list[str]]]]:
-    """(title, header, rows) of the leaderboard, occlusion and over-splitting tables."""
-    metrics = headline_metrics(g.attributes)
-    main = [_id_cells(i, r) + [_cell(r, m) for m in metrics] for i, r in enumerate(g.rows, 1)]
-    by_name = sorted(g.rows, key=lambda r: (r.sae, r.unit))
-    occ = [[d[c] for c in _OCC_COLS] for r in by_name for d in r.occlusion]
-    split = [[d[c] for c in _SPLIT_COLS] for r in by_name for d in r.oversplitting]
-    return [("Leaderboard", _ID_COLUMNS + metrics, main),
-            ("Occlusion", _OCC_COLS, occ),
-            ("Over-splitting", _SPLIT_COLS, split)]
-
-
-def _ranking_note(g: _Group) -> str:
-    return (f"Ranked by `{PRIMARY_METRIC}` (direction: {g.direction}), ties by "
-            f"`{TIEBREAK_METRIC}` (direction: {g.tiebreak_direction}). Values are SAE (sup "
-            "supervised dictionary at the same nodes).")
-
-
-def _plot_files(g: _Group) -> dict[str, str]:
-    """Plot kind -> file name; the group slug keeps groups' plots apart."""
-    s = g.key.slug()
-    return {"l0_vs_sufficiency": f"l0_vs_sufficiency_{s}.png",
-            "edit_accuracy": f"edit_accuracy_vs_budget_{s}.png",
-            "coverage": f"coverage_{s}.png"}
-
-
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def render_markdown(groups: Sequence[_Group]) -> str:
-    out = ["# SAE leaderboard", "",
-           "One table per (task, task version, model): results from different groups are "
-           "never ranked together.", ""]
-    for g in groups:
-        out += [f"## {g.key.title()}", "", _ranking_note(g), ""]
-        for title, header, rows in _tables(g):
-            out += [f"### {title}", ""]
-            if not rows:
-                out += ["(none)", ""]
-                continue
-            out.append("| " + " | ".join(header) + " |")
-            out.append("|" + "---|" * len(header))
-            out += ["| " + " | ".join(_md_escape(c) for c in r) + " |" for r in rows]
-            out.append("")
-        out += ["### Plots", ""]
-        out += [f"![{kind}]({name})" for kind, name in _plot_files(g).items()] + [""]
-    return "\n".join(out)
-
-
-def render_html(groups: Sequence[_Group]) -> str:
-    """Self-contained HTML: no external CSS, scripts or images (PNGs inlined as data URIs)."""
-    e = html.escape
-    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-           "<title>SAE leaderboard</title>",
-           "<style>table{border-collapse:collapse;font:12px sans-serif}"
-           "td,th{border:1px solid #ccc;padding:2px 6px}th{background:#eee}</style>",
-           "</head>", "<body>", "<h1>SAE leaderboard</h1>",
-           "<p>One table per (task, task version, model): results from different groups are "
-           "never ranked together.</p>"]
-    for g in groups:
-        out += [f"<h2>{e(g.key.title())}</h2>", f"<p>{e(_ranking_note(g))}</p>"]
-        for title, header, rows in _tables(g):
-            out.append(f"<h3>{e(title)}</h3>")
-            if not rows:
-                out.append("<p>(none)</p>")
-                continue
-            out.append("<table>")
-            out.append("<tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
-            out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows]
-            out.append("</table>")
-        out.append("<h3>Plots</h3>")
-        for kind in _plot_files(g):
-            data = base64.b64encode(g.plots[kind]).decode("ascii")
-            out.append(f'<p><img src="data:image/png;base64,{data}" alt="{e(kind)}"></p>')
-    out += ["</body>", "</html>", ""]
-    return "\n".join(out)
 
 
 def write_leaderboard(result_paths: list[Path], out_dir: Path) -> list[Path]:
@@ -367,22 +301,24 @@ def write_leaderboard(result_paths: list[Path], out_dir: Path) -> list[Path]:
     Raises `UserError` (and writes nothing) when any input is missing, corrupt or of another
     schema version.
     """
+    from sae_bench import report_html, report_plots, report_tables, report_text
+
     groups = load_groups(result_paths)
     # Render everything before the first write: a failure must not leave a partial report.
-    for g in groups:
-        g.plots = {
-            "l0_vs_sufficiency": report_plots.l0_vs_sufficiency(g.rows),
-            "edit_accuracy": report_plots.edit_accuracy_vs_budget(g.rows, g.attributes),
-            "coverage": report_plots.coverage_bars(g.rows, g.attributes),
-        }
-    texts = {"leaderboard.md": render_markdown(groups), "leaderboard.csv": render_csv(groups),
-             "leaderboard.html": render_html(groups)}
+    reports = [report_tables.build(g) for g in groups]
+    files: dict[str, bytes] = {}
+    for rep in reports:
+        for plot in report_plots.render_all(rep):
+            files[plot.file] = plot.png
+            rep.plots.append(plot)
+    texts = {"leaderboard.md": report_text.render_markdown(reports),
+             "leaderboard.csv": report_text.render_csv(reports),
+             "leaderboard.html": report_html.render(reports)}
     out_dir = Path(out_dir)
     written: list[Path] = []
-    for g in groups:
-        for kind, name in _plot_files(g).items():
-            write_bytes_atomic(out_dir / name, g.plots[kind])
-            written.append(out_dir / name)
+    for name in sorted(files):
+        write_bytes_atomic(out_dir / name, files[name])
+        written.append(out_dir / name)
     for name, text in texts.items():
         write_text_atomic(out_dir / name, text)
         written.append(out_dir / name)

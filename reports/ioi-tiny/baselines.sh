@@ -28,4 +28,8 @@ LIST
 # each lands in $out/runs/<SAE name>/ exactly as a run of that SAE alone would write it.
 sae-bench run "${saes[@]}" --task ioi --model ioi-tiny --seed 0 --quiet --skip-completed \
   --out "$out/runs" > /dev/null
-sae-bench leaderboard "$out"/runs/*/results.json --out "$out/leaderboard"
+# Into a fresh folder, swapped in only on success: the leaderboard folder then holds exactly
+# what this version writes (no plot left over from an older one).
+rm -rf "$out/leaderboard.new"
+sae-bench leaderboard "$out"/runs/*/results.json --out "$out/leaderboard.new" --quiet
+rm -rf "$out/leaderboard" && mv "$out/leaderboard.new" "$out/leaderboard"
