@@ -76,7 +76,7 @@ def test_identity_sae_is_perfect(tmp_path, cache_dir, identity_file):
         assert abs(node["shrinkage"]["value"] - 1) < 1e-4
         assert approx["sufficiency"]["supervised"] is not None
     prov = doc["provenance"]
-    assert prov["model"] == "ioi-tiny" and prov["task_version"] == "1.0.0"
+    assert prov["model"] == "ioi-tiny" and prov["task_version"] == "1.1.0"
     assert sorted(prov["nodes"]) == sorted(units)
     assert len(next(iter(prov["sae_files"].values()))) == 64  # sha256
     assert (out / "summary.txt").read_text().startswith("ioi-tiny on ioi")

@@ -121,7 +121,7 @@ def test_task_version_gets_own_table(results: list[Path], tmp_path: Path) -> Non
     other.write_text(json.dumps(doc))
     written = write_leaderboard([*results, other], tmp_path / "lb")
     md = (tmp_path / "lb" / "leaderboard.md").read_text()
-    assert "## task ioi v1.0.0 on model ioi-tiny" in md
+    assert "## task ioi v1.1.0 on model ioi-tiny" in md
     assert "## task ioi v9.9.9 on model ioi-tiny" in md
     assert len([p for p in written if p.suffix == ".png"]) == 2 * PLOTS
     with open(tmp_path / "lb" / "leaderboard.csv", newline="") as fh:

@@ -297,8 +297,8 @@ def test_several_units_rank_and_plot_separately(tmp_path: Path) -> None:
         out.write_text(json.dumps(doc))
         docs.append(out)
     written = {p.name for p in write_leaderboard(docs, tmp_path / "lb")}
-    assert {"pareto_l0_ioi-v1.0.0-ioi-tiny-second-unit.png",
-            "pareto_l0_ioi-v1.0.0-ioi-tiny-blocks.0.hook_resid_post_END.png"} <= written
+    assert {"pareto_l0_ioi-v1.1.0-ioi-tiny-second-unit.png",
+            "pareto_l0_ioi-v1.1.0-ioi-tiny-blocks.0.hook_resid_post_END.png"} <= written
     with open(tmp_path / "lb" / "leaderboard.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     for unit in ("second-unit", "blocks.0.hook_resid_post@END"):

@@ -13,7 +13,7 @@ from sae_bench.tasks.ioi.properties import properties
 class IOITask:
     name = "ioi"
     # Bump when the prompt distribution, the attributes or the metric maths change.
-    version = "1.0.0"
+    version = "1.1.0"
     roles = ROLES
     attributes = EDITABLE
     default_n = {"fit": 20_000, "eval": 5_000}
