@@ -235,3 +235,24 @@ def test_fit_activations_are_cached_on_disk(tmp_path, monkeypatch):
     for path in (tmp_path / "activations").iterdir():
         path.write_bytes(b"not safetensors")
     assert torch.equal(context().fit_activations([node])[node], first)
+
+
+def test_comparator_is_chosen_recorded_and_warned_about(tmp_path, cache_dir):
+    """lstsq by default (the paper's recommendation), `--comparator mean` on request; with 2,000
+    fit prompts a name has ~10 of them, too few for a trustworthy feature: a stored warning."""
+    sae = tmp_path / "end.safetensors"
+    save_native(identity_sae(128, NODE_HOOK, position="END"), sae)
+    docs = {}
+    for comparator in ("lstsq", "mean"):
+        out = tmp_path / comparator
+        assert run(["run", "--sae", str(sae), "--model", "ioi-tiny", "--out", str(out),
+                    "--comparator", comparator], cache_dir) == 0
+        docs[comparator] = json.loads((out / "results.json").read_text())
+    for comparator, doc in docs.items():
+        assert doc["comparator"] == comparator
+        assert doc["warnings"] and "--n-fit" in doc["warnings"][0]
+        assert f"supervised {comparator} dictionary" in (tmp_path / comparator /
+                                                         "summary.txt").read_text()
+    fvu = {c: d["units"][0]["per_node"][0]["approximation"]["fvu"]["supervised"]
+           for c, d in docs.items()}
+    assert fvu["lstsq"] != fvu["mean"]
