@@ -219,6 +219,7 @@ def cmd_run(args) -> int:
     counterfactual activations and patches, and supervised dictionaries are computed once."""
     from sae_bench.evaluate import resolve_units
     from sae_bench.sae import load_sae
+    from sae_bench.sae.load import with_canonical_sources
 
     out_dirs = run_dirs(args)
     for out_dir in out_dirs:
@@ -229,7 +230,8 @@ def cmd_run(args) -> int:
     task = get_task(args.task)
     prompt_counts(args, task)
     # Validate every SAE before the (slower) model load.
-    loaded = [load_sae(path, hook_name=args.hook, input_scale=args.input_scale)
+    loaded = [with_canonical_sources(load_sae(path, hook_name=args.hook,
+                                              input_scale=args.input_scale), path)
               for path in args.sae]
     todo = []
     for sae, out_dir in zip(loaded, out_dirs, strict=True):

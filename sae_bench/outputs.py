@@ -30,7 +30,8 @@ def _check_creatable(path: Path, option: str) -> None:
         raise UserError(f"cannot write {option} {path}: {base} is a file, not a folder; choose a "
                         "path whose parent folders are folders.")
     try:
-        fd, probe = tempfile.mkstemp(dir=base, prefix=f".sae-bench-probe.{os.getpid()}.")
+        fd, probe = tempfile.mkstemp(dir=base, prefix=f".sae-bench-probe.{os.getpid()}.",
+                                   suffix=".tmp")
     except OSError as exc:
         raise UserError(f"cannot write {option} {path}: {base} does not accept new files "
                         f"({exc.strerror or exc.__class__.__name__}); choose a writable "
