@@ -504,3 +504,40 @@ def test_real_processes_print_one_line(tmp_path):
         assert len(lines) == 1 and lines[0].startswith("sae-bench: error: "), (name, proc.stderr)
         assert case.problem.lower() in lines[0].lower() and case.fix.lower() in lines[0].lower()
         assert snapshot(work) == before, f"{name} wrote something"
+
+
+def test_random_bytes_in_a_pt_are_corrupt_not_code(tmp_path):
+    """The weights-only unpickler refuses junk and code with one message; 35 of 40 random files
+    used to be reported as pickled code."""
+    from sae_bench.errors import UserError
+    from sae_bench.sae.files import read_torch
+
+    g = torch.Generator().manual_seed(0)
+    messages = []
+    for i in range(40):
+        path = written(tmp_path / f"r{i}.pt",
+                       bytes(torch.randint(0, 256, (3000,), generator=g).tolist()))
+        with pytest.raises(UserError) as err:
+            read_torch(path)
+        messages.append(str(err.value))
+    assert all("corrupt" in m and "pickled code" not in m for m in messages)
+    with pytest.raises(UserError, match="pickled code"):
+        read_torch(evil_pt(tmp_path))
+
+
+def test_a_node_built_directly_is_checked_like_a_parsed_one():
+    """evaluate builds Node(...) directly, which skips Node.parse; validate_hook must still
+    refuse a head on a hook without a head axis (it used to crash in the suffix forward)."""
+    from sae_bench.errors import UserError
+    from sae_bench.models import load_model
+    from sae_bench.nodes import Node, node_width, validate_hook
+
+    model = load_model("ioi-tiny")
+    with pytest.raises(UserError, match="has no head axis"):
+        validate_hook(model, Node(HOOK, "END", head=1))
+    for hook in ("blocks.0.attn.hook_pattern", "blocks.0.attn.hook_attn_scores",
+                 "ln_final.hook_scale", "blocks.1.ln1.hook_scale"):
+        with pytest.raises(UserError, match="does not hold one vector per token"):
+            node_width(model, Node(hook, "END"))
+    assert node_width(model, Node("ln_final.hook_normalized", "END")) == model.cfg.d_model
+    assert node_width(model, Node("blocks.0.mlp.hook_post", "END")) == model.cfg.d_mlp
