@@ -135,11 +135,12 @@ class DictionaryCache:
             write_bytes_atomic(path, safetensors_bytes(tensors, meta))
 
     def commit(self) -> None:
-        """Write the staged entries (and clear out temp files that killed runs left)."""
+        """Write the staged entries, and clear out temp files that killed runs left (those of
+        live runs sharing the cache stay: `remove_stale_temp_files`)."""
         for path, (tensors, meta) in self._staged.items():
             write_bytes_atomic(path, safetensors_bytes(tensors, meta))
-        for folder in {path.parent for path in self._staged}:
-            remove_stale_temp_files(folder)
+        for kind in ("dictionaries", "activations"):
+            remove_stale_temp_files(self.root / kind)
         self._staged.clear()
 
     # ---- fit activations ----------------------------------------------------------------------

@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sae-bench: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("sae-bench: interrupted; nothing was written.", file=sys.stderr)
+        print("sae-bench: interrupted; no partial file was written (finished runs of a sweep "
+              "are kept: resume with --skip-completed).", file=sys.stderr)
         return 130
 
 

@@ -241,6 +241,7 @@ def cmd_run(args) -> int:
         else:
             todo.append((sae, out_dir))
     if not todo:
+        cache.commit()  # nothing staged: only clears temp files that killed runs left
         return 0
     progress = Progress(enabled=not args.quiet)
     with progress.step(f"loading model {args.model}"):
