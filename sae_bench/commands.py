@@ -189,14 +189,11 @@ def run_dirs(args) -> list[Path]:
     """Where each SAE's results go: --out itself for one SAE, --out/<SAE name> for several."""
     names = [_default_run_name(path) for path in args.sae]
     if len(args.sae) == 1:
-        out = args.out or Path("runs") / names[0]
-        check_output_dir(out, "--out")
-        return [out]
+        return [args.out or Path("runs") / names[0]]
     parent = args.out or Path("runs")
     if parent.exists() and not parent.is_dir():
         raise UserError(f"--out {parent} is a file; with several --sae give a directory to hold "
                         "one run directory per SAE.")
-    check_output_dir(parent, "--out")
     seen: dict[str, Path] = {}
     for name, path in zip(names, args.sae, strict=True):
         if name in seen:
@@ -222,7 +219,7 @@ def cmd_run(args) -> int:
     from sae_bench.sae.load import with_canonical_sources
 
     out_dirs = run_dirs(args)
-    for out_dir in out_dirs:
+    for out_dir in out_dirs:  # every output checked before any work
         check_output_dir(out_dir, "--out")
         for name in ("summary.txt", "results.json"):
             check_output_file(out_dir / name, "--out")
@@ -233,14 +230,16 @@ def cmd_run(args) -> int:
     loaded = [with_canonical_sources(load_sae(path, hook_name=args.hook,
                                               input_scale=args.input_scale), path)
               for path in args.sae]
-    todo = []
+    todo, finished = [], []
     for sae, out_dir in zip(loaded, out_dirs, strict=True):
         if args.skip_completed and _completed(out_dir / "results.json", sae, task, args):
             print(f"skipped: {out_dir / 'results.json'} already holds this evaluation",
                   file=sys.stderr)
+            finished.append(out_dir)
         else:
             todo.append((sae, out_dir))
     if not todo:
+        _tidy(finished)
         cache.commit()  # nothing staged: only clears temp files that killed runs left
         return 0
     progress = Progress(enabled=not args.quiet)
@@ -248,6 +247,7 @@ def cmd_run(args) -> int:
         model = load_model(args.model, device=args.device)
     ctx = make_context(args, task, model, cache)
     plans = [(resolve_units(ctx, sae), out_dir) for sae, out_dir in todo]
+    _tidy(finished)  # every SAE is valid: from here on, writing is what the command does
     ctx.plan([node for units, _ in plans for unit in units for node in unit.cross_section.nodes])
     several = len(plans) > 1
     for units, out_dir in progress.bar(plans, desc="SAEs") if several else plans:
@@ -292,11 +292,9 @@ def evaluate_and_write(ctx: EvalContext, units, out_dir: Path, args) -> str:
 
 def _completed(path: Path, loaded, task, args) -> bool:
     """A finished, readable result for the same SAE file(s), task version, model, seed and
-    prompt counts. Its summary.txt is restored if a kill lost it (it is a pure function of the
-    result), and temp files that killed writers left are removed."""
+    prompt counts."""
     from sae_bench.results import load_result
     from sae_bench.sae import SAEBundle
-    from sae_bench.summary import render_run_summary
 
     if not path.exists():
         return False
@@ -307,16 +305,23 @@ def _completed(path: Path, loaded, task, args) -> bool:
     p = doc.provenance
     members = list(loaded.values()) if isinstance(loaded, SAEBundle) else [loaded]
     same_saes = {s.sha256 for s in doc.saes} == {m.sha256 for m in members}
-    done = (p.task_version == task.version and p.model == args.model and p.seed == args.seed
+    return (p.task_version == task.version and p.model == args.model and p.seed == args.seed
             and (p.n_fit, p.n_eval) == prompt_counts(args, task) and same_saes)
-    if done:
-        remove_stale_temp_files(path.parent)
-        summary = path.parent / "summary.txt"
-        text = render_run_summary(doc) + "\n"
+
+
+def _tidy(finished: list[Path]) -> None:
+    """Repair finished run directories: restore a summary.txt that a kill lost (it is a pure
+    function of results.json) and remove temp files that killed writers left."""
+    from sae_bench.results import load_result
+    from sae_bench.summary import render_run_summary
+
+    for out_dir in finished:
+        remove_stale_temp_files(out_dir)
+        summary = out_dir / "summary.txt"
+        text = render_run_summary(load_result(out_dir / "results.json")) + "\n"
         if not summary.is_file() or summary.read_text(errors="replace") != text:
             write_text_atomic(summary, text)
-            print(f"restored {summary} from {path}", file=sys.stderr)
-    return done
+            print(f"restored {summary} from {out_dir / 'results.json'}", file=sys.stderr)
 
 
 def _default_run_name(sae_path) -> str:

@@ -125,3 +125,21 @@ def test_two_concurrent_runs_share_one_cache(tmp_path):
     reader = DictionaryCache(cache, warn=warnings.append)
     paths = sorted(cache.rglob("*.safetensors"))
     assert len(paths) == 3 and all(reader._read(p) is not None for p in paths), warnings
+
+
+def test_skip_completed_restores_a_lost_summary_and_clears_temp_files(tmp_path, capsys):
+    (sae,) = make_saes(tmp_path)[:1]
+    out = tmp_path / "run"
+    argv = command([sae], out, tmp_path / "cache")[3:]
+    assert main(argv) == 0
+    summary = (out / "summary.txt").read_bytes()
+    result_mtime = (out / "results.json").stat().st_mtime_ns
+    (out / "summary.txt").unlink()
+    stale = out / ".summary.txt.999999999.zz.tmp"
+    stale.write_text("")
+    capsys.readouterr()
+    assert main([*argv, "--skip-completed"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped" in err and "restored" in err
+    assert (out / "summary.txt").read_bytes() == summary and not stale.exists()
+    assert (out / "results.json").stat().st_mtime_ns == result_mtime
