@@ -1,6 +1,7 @@
 """Command-line interface: a thin layer over the library. `main(argv) -> exit code`.
 
-Any `UserError` becomes one line on stderr and exit code 2; nothing is written on failure.
+Any `UserError`, and any option argparse refuses, becomes one line on stderr and exit code 2;
+nothing is written on failure.
 """
 
 from __future__ import annotations
@@ -9,6 +10,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from sae_bench.cli_types import (
+    OneLineParser,
+    device,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    seed,
+)
 from sae_bench.errors import UserError
 
 
@@ -19,12 +28,14 @@ def _add_common(p: argparse.ArgumentParser, *, needs_prompts: bool = True) -> No
         default="ioi-tiny",
         help="model name: ioi-tiny (offline, default), gpt2 (hub), gpt2-random",
     )
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device, default="cpu")
     if needs_prompts:
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--n-fit", type=int, default=None, help="fit prompts (default: task's)")
-        p.add_argument("--n-eval", type=int, default=None, help="eval prompts (default: task's)")
-        p.add_argument("--batch-size", type=int, default=256)
+        p.add_argument("--seed", type=seed, default=0)
+        p.add_argument("--n-fit", type=positive_int, default=None,
+                       help="fit prompts (default: task's)")
+        p.add_argument("--n-eval", type=positive_int, default=None,
+                       help="eval prompts (default: task's)")
+        p.add_argument("--batch-size", type=positive_int, default=256)
         p.add_argument("--cache-dir", type=Path, default=None,
                        help="supervised-dictionary cache (default: $SAE_BENCH_CACHE or "
                             "~/.cache/sae_bench)")
@@ -32,7 +43,7 @@ def _add_common(p: argparse.ArgumentParser, *, needs_prompts: bool = True) -> No
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="sae-bench", description="Task-grounded evaluation of sparse autoencoders."
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -49,9 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("scan", help="activation-patching scan: where each attribute matters")
     _add_common(p, needs_prompts=False)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n", type=int, default=500, help="eval prompts (default 500)")
-    p.add_argument("--min-effect", type=float, default=0.05,
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--n", type=positive_int, default=500, help="eval prompts (default 500)")
+    p.add_argument("--min-effect", type=non_negative_float, default=0.05,
                    help="print nodes whose top-1 change or |LD drop| reaches this (default 0.05)")
     p.add_argument("--json", action="store_true", help="every row, machine-readable")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -65,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--hook", default=None,
                    help="TransformerLens hook the SAE reads, when its file does not say")
-    p.add_argument("--input-scale", type=float, default=None,
+    p.add_argument("--input-scale", type=positive_float, default=None,
                    help="activation normalisation factor (x * scale is what the SAE reads), for "
                         "SAELens folders saved with normalize_activations=expected_average_only_in")
     p.add_argument("--out", type=Path, default=None,
@@ -97,21 +108,23 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["relu", "gated", "topk", "batchtopk", "jumprelu"])
     p.add_argument("--task", default="ioi")
     p.add_argument("--model", default="ioi-tiny")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device, default="cpu")
     p.add_argument("--node", default=None, help="HOOK[:HEAD]@ROLE")
     p.add_argument("--cross-section", default=None, help="train one SAE per node (a bundle)")
     p.add_argument("--data", choices=["task", "text"], default="task",
                    help="IOI fit prompts (task) or the model's general training text (text)")
-    p.add_argument("--d-sae", type=int, default=512)
-    p.add_argument("--l1", type=float, default=None, help="sparsity coefficient (relu/gated/"
-                   "jumprelu)")
-    p.add_argument("--k", type=int, default=None, help="active latents (topk/batchtopk)")
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-fit", type=int, default=20_000, help="fit prompts for --data task")
-    p.add_argument("--n-docs", type=int, default=5_000, help="documents for --data text")
+    p.add_argument("--d-sae", type=positive_int, default=512)
+    p.add_argument("--l1", type=non_negative_float, default=None,
+                   help="sparsity coefficient (relu/gated/jumprelu)")
+    p.add_argument("--k", type=positive_int, default=None, help="active latents (topk/batchtopk)")
+    p.add_argument("--steps", type=positive_int, default=2000)
+    p.add_argument("--batch-size", type=positive_int, default=256)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--n-fit", type=positive_int, default=20_000,
+                   help="fit prompts for --data task")
+    p.add_argument("--n-docs", type=positive_int, default=5_000,
+                   help="documents for --data text")
     p.add_argument("--saelens", type=Path, default=None,
                    help="also write SAELens folder(s) here (input scale folded into weights)")
     p.add_argument("--out", type=Path, required=True,
@@ -121,7 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a refused option (2, its line already printed)
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         from sae_bench import commands, commands_train
 
@@ -132,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sae-bench: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("sae-bench: interrupted; nothing was written.", file=sys.stderr)
+        print("sae-bench: interrupted; no partial file was written (finished runs of a sweep "
+              "are kept: resume with --skip-completed).", file=sys.stderr)
         return 130
 
 

@@ -9,21 +9,13 @@ from pathlib import Path
 from sae_bench.cache import DictionaryCache
 from sae_bench.context import EvalContext
 from sae_bench.errors import UserError, unknown_name
-from sae_bench.io import write_text_atomic
+from sae_bench.io import remove_stale_temp_files, write_text_atomic
 from sae_bench.models import load_model
 from sae_bench.nodes import node_width
+from sae_bench.outputs import check_output_dir, check_output_file
 from sae_bench.progress import Progress
 from sae_bench.provenance import collect
 from sae_bench.tasks import get_task
-
-
-def _check_out_path(path) -> None:
-    """Fail before any work if the output cannot be written (no half-finished runs)."""
-    parent = path.resolve().parent
-    if path.is_dir():
-        raise UserError(f"--out {path} is a directory; give a file path such as {path}/ref.json.")
-    if parent.exists() and not parent.is_dir():
-        raise UserError(f"cannot write {path}: {parent} is not a directory.")
 
 
 def cmd_nodes(args) -> int:
@@ -87,15 +79,24 @@ def cmd_scan(args) -> int:
 
 
 def prompt_counts(args, task) -> tuple[int, int]:
-    """(fit, eval) prompt counts: the options, or the task's defaults."""
-    n_fit = args.n_fit or task.default_n["fit"]
-    n_eval = args.n_eval or task.default_n["eval"]
+    """(fit, eval) prompt counts: the options, or the task's defaults (only when not given:
+    an explicit 0 is refused by the parser, never silently replaced)."""
+    n_fit = task.default_n["fit"] if args.n_fit is None else args.n_fit
+    n_eval = task.default_n["eval"] if args.n_eval is None else args.n_eval
     if n_fit < 1 or n_eval < 1:
-        raise UserError("--n-fit and --n-eval must be positive.")
+        raise UserError(f"--n-fit {n_fit} and --n-eval {n_eval}: both must be at least 1.")
     return n_fit, n_eval
 
 
-def make_context(args, task, model) -> EvalContext:
+def open_cache(args) -> DictionaryCache:
+    """The command's cache, checked writable before any work; entries are written only when
+    the command has a result (`DictionaryCache.commit`), so a failed command leaves none."""
+    cache = DictionaryCache(args.cache_dir, write_on_commit=True)
+    check_output_dir(cache.root, "--cache-dir")
+    return cache
+
+
+def make_context(args, task, model, cache: DictionaryCache) -> EvalContext:
     n_fit, n_eval = prompt_counts(args, task)
     return EvalContext(
         model=model,
@@ -104,7 +105,7 @@ def make_context(args, task, model) -> EvalContext:
         seed=args.seed,
         n_fit=n_fit,
         n_eval=n_eval,
-        cache=DictionaryCache(args.cache_dir),
+        cache=cache,
         progress=Progress(enabled=not args.quiet),
         batch_size=args.batch_size,
         comparator=getattr(args, "comparator", "lstsq"),
@@ -130,19 +131,22 @@ def _select_cross_sections(task, model_name, wanted):
 def cmd_reference(args) -> int:
     from sae_bench.reference import evaluate_reference
 
-    _check_out_path(args.out)
+    check_output_file(args.out, "--out", example="ref.json")
+    cache = open_cache(args)
     task = get_task(args.task)
+    prompt_counts(args, task)
     cross_sections = _select_cross_sections(task, args.model, args.cross_section)
     progress = Progress(enabled=not args.quiet)
     with progress.step(f"loading model {args.model}"):
         model = load_model(args.model, device=args.device)
-    ctx = make_context(args, task, model)
+    ctx = make_context(args, task, model, cache)
     provenance = collect(
         model_name=args.model, model_fingerprint=ctx.fingerprint, task=task, seed=args.seed,
         n_fit=ctx.n_fit, n_eval=ctx.n_eval, device=args.device,
         nodes=[n.name for cs in cross_sections for n in cs.nodes],
     )
     doc = evaluate_reference(ctx, cross_sections, provenance)
+    cache.commit()
     write_text_atomic(args.out, doc.model_dump_json(indent=2) + "\n")
     print(render_reference_summary(doc), file=sys.stdout)
     print(f"\nwrote {args.out}", file=sys.stderr)
@@ -178,6 +182,7 @@ def render_reference_summary(doc) -> str:
 def cmd_leaderboard(args) -> int:
     from sae_bench.leaderboard import run_leaderboard
 
+    check_output_dir(args.out, "--out")
     return run_leaderboard(args.results, args.out, quiet=args.quiet)
 
 
@@ -212,29 +217,38 @@ def cmd_run(args) -> int:
     counterfactual activations and patches, and supervised dictionaries are computed once."""
     from sae_bench.evaluate import resolve_units
     from sae_bench.sae import load_sae
+    from sae_bench.sae.load import with_canonical_sources
 
     out_dirs = run_dirs(args)
-    for out_dir in out_dirs:
-        if out_dir.exists() and not out_dir.is_dir():
-            raise UserError(f"--out {out_dir} is a file; give a directory for the run.")
+    for out_dir in out_dirs:  # every output checked before any work
+        check_output_dir(out_dir, "--out")
+        for name in ("summary.txt", "results.json"):
+            check_output_file(out_dir / name, "--out")
+    cache = open_cache(args)
     task = get_task(args.task)
+    prompt_counts(args, task)
     # Validate every SAE before the (slower) model load.
-    loaded = [load_sae(path, hook_name=args.hook, input_scale=args.input_scale)
+    loaded = [with_canonical_sources(load_sae(path, hook_name=args.hook,
+                                              input_scale=args.input_scale), path)
               for path in args.sae]
-    todo = []
+    todo, finished = [], []
     for sae, out_dir in zip(loaded, out_dirs, strict=True):
         if args.skip_completed and _completed(out_dir / "results.json", sae, task, args):
             print(f"skipped: {out_dir / 'results.json'} already holds this evaluation",
                   file=sys.stderr)
+            finished.append(out_dir)
         else:
             todo.append((sae, out_dir))
     if not todo:
+        _tidy(finished)
+        cache.commit()  # nothing staged: only clears temp files that killed runs left
         return 0
     progress = Progress(enabled=not args.quiet)
     with progress.step(f"loading model {args.model}"):
         model = load_model(args.model, device=args.device)
-    ctx = make_context(args, task, model)
+    ctx = make_context(args, task, model, cache)
     plans = [(resolve_units(ctx, sae), out_dir) for sae, out_dir in todo]
+    _tidy(finished)  # every SAE is valid: from here on, writing is what the command does
     ctx.plan([node for units, _ in plans for unit in units for node in unit.cross_section.nodes])
     several = len(plans) > 1
     for units, out_dir in progress.bar(plans, desc="SAEs") if several else plans:
@@ -249,7 +263,11 @@ def cmd_run(args) -> int:
 
 
 def evaluate_and_write(ctx: EvalContext, units, out_dir: Path, args) -> str:
-    """Evaluate one SAE (or bundle) and write its results.json and summary.txt; the summary."""
+    """Evaluate one SAE (or bundle) and write its results.json and summary.txt; the summary.
+
+    Order matters for an interrupted sweep: the cache entries first (they are verified on
+    read), then summary.txt, then results.json, which `--skip-completed` takes as the mark of a
+    finished run (and from which it restores a missing summary.txt)."""
     from sae_bench.evaluate import evaluate, sae_info
     from sae_bench.reference import model_scores
     from sae_bench.results import EvaluationResult, metric_info_for
@@ -268,8 +286,10 @@ def evaluate_and_write(ctx: EvalContext, units, out_dir: Path, args) -> str:
                            warnings=[warning] if warning else [], model=model_scores(ctx),
                            saes=saes, units=results, metric_info=metric_info_for(results))
     summary = render_run_summary(doc)
-    write_text_atomic(out_dir / "results.json", doc.to_json())
+    ctx.cache.commit()
+    remove_stale_temp_files(out_dir)
     write_text_atomic(out_dir / "summary.txt", summary + "\n")
+    write_text_atomic(out_dir / "results.json", doc.to_json())
     return summary
 
 
@@ -293,6 +313,23 @@ def _completed(path: Path, loaded, task, args) -> bool:
             and doc.comparator == args.comparator)
 
 
+def _tidy(finished: list[Path]) -> None:
+    """Repair finished run directories: restore a summary.txt that a kill lost (it is a pure
+    function of results.json) and remove temp files that killed writers left."""
+    from sae_bench.results import load_result
+    from sae_bench.summary import render_run_summary
+
+    for out_dir in finished:
+        remove_stale_temp_files(out_dir)
+        summary = out_dir / "summary.txt"
+        text = render_run_summary(load_result(out_dir / "results.json")) + "\n"
+        if not summary.is_file() or summary.read_text(errors="replace") != text:
+            write_text_atomic(summary, text)
+            print(f"restored {summary} from {out_dir / 'results.json'}", file=sys.stderr)
+
+
 def _default_run_name(sae_path) -> str:
-    p = Path(sae_path)
+    """The SAE's own name, from its resolved path: `x/sub/..` is `x`, never `..` (which would
+    put the results outside --out)."""
+    p = Path(sae_path).resolve()
     return (p.stem if p.is_file() else p.name) or "run"

@@ -10,6 +10,7 @@ import torch
 from sae_bench.errors import UserError
 from sae_bench.models import load_model
 from sae_bench.nodes import Node, node_width
+from sae_bench.outputs import check_output_dir, check_output_file
 from sae_bench.patching import collect_activations
 from sae_bench.progress import Progress
 from sae_bench.tasks import get_task
@@ -59,10 +60,18 @@ def cmd_train_sae(args) -> int:
         raise UserError(f"--arch {args.arch} needs --k (active latents per sample).")
     if args.arch in ("relu", "gated", "jumprelu") and args.l1 is None:
         raise UserError(f"--arch {args.arch} needs --l1 (the sparsity coefficient).")
-    progress = Progress(enabled=not args.quiet)
-    model = load_model(args.model, device=args.device)
+    if args.k is not None and args.k > args.d_sae:
+        raise UserError(f"--k {args.k} is more than --d-sae {args.d_sae} latents; give "
+                        f"--k <= {args.d_sae}.")
+    out = Path(args.out)
     if args.node is not None:
         nodes = [Node.parse(args.node)]
+        # One node's SAE is one native file, and the native format is safetensors only; writing
+        # it under another name than the one asked for would lose it.
+        if out.suffix != ".safetensors":
+            raise UserError(f"--out {out}: one node's SAE is written as a .safetensors file; "
+                            "give a path ending in .safetensors.")
+        check_output_file(out, "--out", example="sae.safetensors")
     else:
         by_name = {cs.name: cs for cs in task.cross_sections(args.model)}
         if args.cross_section not in by_name:
@@ -70,10 +79,15 @@ def cmd_train_sae(args) -> int:
 
             raise unknown_name("cross-section", args.cross_section, by_name)
         nodes = list(by_name[args.cross_section].nodes)
+        check_output_dir(out, "--out")
+    if args.saelens is not None:
+        check_output_dir(args.saelens, "--saelens")
+    progress = Progress(enabled=not args.quiet)
+    model = load_model(args.model, device=args.device)
     for node in nodes:
         node_width(model, node)
         if node.position not in task.roles:
-            raise UserError(f"node {node.name}: unknown position; roles are "
+            raise UserError(f"node {node.name}: unknown position; use one of the roles "
                             f"{', '.join(task.roles)}.")
     settings = TrainSettings(architecture=args.arch, d_sae=args.d_sae, l1=args.l1, k=args.k,
                              steps=args.steps, batch_size=args.batch_size, lr=args.lr,
@@ -87,7 +101,6 @@ def cmd_train_sae(args) -> int:
     for node in nodes:
         saes[node] = train_sae(acts[node], settings, hook_name=node.hook, head=node.head,
                                position=node.position, progress=progress)
-    out = Path(args.out)
     if args.saelens is not None:
         from sae_bench.sae.saelens import save_saelens
 
@@ -95,10 +108,9 @@ def cmd_train_sae(args) -> int:
             folder = args.saelens if len(nodes) == 1 else args.saelens / f"node{i:02d}"
             save_saelens(saes[node], folder)
             print(f"wrote SAELens folder {folder}", file=sys.stderr)
-    if len(nodes) == 1:
-        target = out if out.suffix == ".safetensors" else out.with_suffix(".safetensors")
-        save_native(saes[nodes[0]], target)
-        print(f"wrote {target}", file=sys.stderr)
+    if args.node is not None:
+        save_native(saes[nodes[0]], out)
+        print(f"wrote {out}", file=sys.stderr)
         return 0
     save_bundle({node: saes[node] for node in nodes}, out)
     print(f"wrote bundle {out} ({len(nodes)} SAEs)", file=sys.stderr)

@@ -187,8 +187,9 @@ class EvalContext:
         missing = []
         for node in nodes:
             if ("fit_act", node) not in self._memo:
-                cached = self.cache.get_activations(self._cache_key(node, "activations"))
-                if cached is None or cached.shape[0] != self.n_fit:
+                cached = self.cache.get_activations(self._cache_key(node, "activations"),
+                                                    shape=(self.n_fit, self.width(node)))
+                if cached is None:
                     missing.append(node)
                 else:
                     self._memo[("fit_act", node)] = cached

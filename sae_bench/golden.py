@@ -94,11 +94,17 @@ def read_golden(path: Path) -> dict:
     golden = read_json(path, "golden file")
     metrics = golden.get("metrics")
     if golden.get("golden_schema") != GOLDEN_SCHEMA or not isinstance(metrics, dict) or not all(
-        isinstance(m, dict) and {"value", "tolerance"} <= set(m) for m in metrics.values()
+        isinstance(m, dict) and {"value", "tolerance"} <= set(m) and _number(m["tolerance"])
+        and (m["value"] is None or _number(m["value"])) for m in metrics.values()
     ):
-        raise UserError(f"{path} is not a schema {GOLDEN_SCHEMA} golden file; write one with "
+        raise UserError(f"{path} is not a schema {GOLDEN_SCHEMA} golden file (each metric needs "
+                        "a numeric value or null, and a numeric tolerance); write one with "
                         "`sae-bench golden RESULTS --write FILE`.")
     return golden
+
+
+def _number(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
 
 
 def setting_mismatch(golden: dict, doc: EvaluationResult) -> str | None:
@@ -115,8 +121,11 @@ def cmd_golden(results: Path, write: Path | None, check: Path | None) -> int:
     """`sae-bench golden`: pin a result's scores (--write) or check a result against them."""
     from sae_bench.errors import UserError
     from sae_bench.io import write_text_atomic
+    from sae_bench.outputs import check_output_file
     from sae_bench.results import load_result
 
+    if write is not None:
+        check_output_file(write, "--write", example="golden.json")
     doc = load_result(results)
     if write is not None:
         write_text_atomic(write, json.dumps(golden_document(doc), indent=2) + "\n")

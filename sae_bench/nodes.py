@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sae_bench.errors import UserError
 
 # Hooks whose activations are [batch, pos, n_heads, d_head]: a head may be selected.
-_HEAD_HOOKS = ("hook_q", "hook_k", "hook_v", "hook_z", "hook_result")
+HEAD_HOOKS = ("hook_q", "hook_k", "hook_v", "hook_z", "hook_result")
 _SPEC = re.compile(r"^(?P<hook>[A-Za-z0-9_.]+?)(?::(?P<head>\d+))?@(?P<role>[A-Za-z0-9_+]+)$")
 
 
@@ -41,7 +41,7 @@ class Node:
 
     @property
     def is_head_hook(self) -> bool:
-        return self.hook.rsplit(".", 1)[-1] in _HEAD_HOOKS
+        return self.hook.rsplit(".", 1)[-1] in HEAD_HOOKS
 
     @classmethod
     def parse(cls, spec: str) -> Node:
@@ -56,7 +56,7 @@ class Node:
         if node.head is not None and not node.is_head_hook:
             raise UserError(
                 f"node {spec!r} names a head but {node.hook!r} has no head axis; "
-                f"heads exist only on {', '.join(_HEAD_HOOKS)}."
+                f"heads exist only on {', '.join(HEAD_HOOKS)}."
             )
         return node
 
@@ -71,6 +71,15 @@ class CrossSection:
     description: str = ""
 
 
+# Hooks that hold one d_model vector per token ([batch, pos, d_model]). Anything else that is not
+# a head hook or an MLP's hidden layer (attention scores and patterns, LayerNorm scales, the
+# split q/k/v inputs) is not a per-token vector an SAE can read.
+_D_MODEL_HOOKS = ("hook_embed", "hook_pos_embed", "hook_resid_pre", "hook_resid_mid",
+                  "hook_resid_post", "hook_attn_out", "hook_mlp_out", "hook_mlp_in",
+                  "hook_normalized")
+_MLP_HOOKS = ("hook_pre", "hook_post", "hook_pre_linear")
+
+
 def node_width(model, node: Node) -> int:
     """Width of the vector a node holds for one prompt (validates the hook name)."""
     validate_hook(model, node)
@@ -79,9 +88,15 @@ def node_width(model, node: Node) -> int:
     if node.is_head_hook:
         per_head = cfg.d_model if leaf == "hook_result" else cfg.d_head
         return per_head if node.head is not None else per_head * cfg.n_heads
-    if leaf in ("hook_pre", "hook_post") and ".mlp." in node.hook:
+    if leaf in _MLP_HOOKS and ".mlp." in node.hook:
         return cfg.d_mlp
-    return cfg.d_model
+    if leaf in _D_MODEL_HOOKS:
+        return cfg.d_model
+    raise UserError(
+        f"hook {node.hook!r} does not hold one vector per token (attention scores and patterns, "
+        "LayerNorm scales and split q/k/v inputs have other shapes); use a residual, attention-"
+        "or MLP-output, MLP-hidden or per-head hook (`sae-bench nodes` lists them)."
+    )
 
 
 def validate_hook(model, node: Node) -> None:
@@ -94,6 +109,11 @@ def validate_hook(model, node: Node) -> None:
         raise UserError(
             f"unknown hook {node.hook!r} for this model.{hint} "
             "Run `sae-bench nodes --task TASK --model MODEL` to list hooks and nodes."
+        )
+    if node.head is not None and not node.is_head_hook:
+        raise UserError(
+            f"node {node.name} names head {node.head} but {node.hook!r} has no head axis; drop "
+            f"the head, or use a per-head hook ({', '.join(HEAD_HOOKS)})."
         )
     if node.head is not None and not 0 <= node.head < model.cfg.n_heads:
         raise UserError(

@@ -1,5 +1,8 @@
 """Where a result came from: versions, commit, inputs. No timestamps, so that the same inputs and
-seed give a byte-identical results file."""
+seed give a byte-identical results file on the same machine and torch thread count (a float32
+sum over a whole tensor may differ in its last digits between thread counts; README, "What a
+results file depends on"). SAE files are keyed by name, not by the path as typed, so neither
+the cwd nor the spelling of `--sae` changes the file."""
 
 from __future__ import annotations
 

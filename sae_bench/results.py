@@ -180,13 +180,11 @@ SCHEMA_PATH = Path(__file__).parent / "schemas" / "result.schema.json"
 
 def load_result(path: Path | str) -> EvaluationResult:
     from sae_bench.errors import UserError
+    from sae_bench.inputs import read_json_bounded
 
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read result {path}: {exc.__class__.__name__}; "
-                        "pass a results.json written by `sae-bench run`.") from None
+    # Bounded, regular files only: a symlink to /dev/zero or a FIFO must not hang the reader.
+    raw = read_json_bounded(path, "result file")
     if not isinstance(raw, dict) or raw.get("schema_version") != SCHEMA_VERSION:
         raise UserError(f"{path} is not a schema {SCHEMA_VERSION} result document; "
                         "re-run `sae-bench run` with this version.")
@@ -194,7 +192,8 @@ def load_result(path: Path | str) -> EvaluationResult:
         return EvaluationResult.model_validate(raw)
     except ValueError as exc:
         first = str(exc).splitlines()[0]
-        raise UserError(f"{path} does not match the result schema ({first}).") from None
+        raise UserError(f"{path} does not match the result schema ({first}); re-run "
+                        "`sae-bench run` to write a valid one.") from None
 
 
 if __name__ == "__main__":  # python -m sae_bench.results  -> regenerate the committed schema

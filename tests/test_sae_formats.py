@@ -43,7 +43,7 @@ def native_sae(architecture: str, **kwargs) -> SAE:
     return SAE(
         W_enc=rand(D_IN, D_SAE, seed=1), W_dec=rand(D_SAE, D_IN, seed=2),
         b_enc=rand(D_SAE, seed=3) * 0.1, b_dec=rand(D_IN, seed=4) * 0.1,
-        architecture=architecture, hook_name=HOOK, **{**extras, **kwargs},
+        architecture=architecture, **{"hook_name": HOOK, **extras, **kwargs},
     )
 
 
@@ -81,7 +81,7 @@ def test_save_native_is_atomic_and_overwrites(tmp_path: Path) -> None:
 
 
 def test_native_pt_round_trip(tmp_path: Path) -> None:
-    ref = native_sae("jumprelu", head=3, input_scale=2.0)
+    ref = native_sae("jumprelu", head=3, hook_name="blocks.1.attn.hook_z", input_scale=2.0)
     path = tmp_path / "sae.pt"
     torch.save({**ref.tensors(), "architecture": "jumprelu", "hook_name": "blocks.1.attn.hook_z",
                 "head": 3, "position": "S2", "input_scale": 2.0, "note": "hi"}, path)

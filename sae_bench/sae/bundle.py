@@ -111,7 +111,8 @@ def load_bundle(path: Path, load_one: SingleLoader) -> SAEBundle:
         try:
             sae = load_one(sae_path)
             if not isinstance(sae, SAE):
-                raise UserError(f"{sae_path} is itself a bundle; bundles cannot be nested.")
+                raise UserError(f"{sae_path} is itself a bundle; bundles cannot be nested: list "
+                                "its SAE files in this manifest instead.")
             entries.append((node, _place(sae, node)))
         except UserError as err:
             raise UserError(f"{manifest}: entry {index} ({node.name}): {err}") from None

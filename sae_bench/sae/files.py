@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import pickletools
 import re
 import warnings
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,8 @@ def require_file(path: Path, what: str = "SAE file") -> None:
     if not path.exists():
         raise UserError(f"{what} not found: {path}; check the path and that the file exists.")
     if not path.is_file():
-        raise UserError(f"{what} {path} is not a regular file.")
+        raise UserError(f"{what} {path} is not a regular file (a folder, device or FIFO); give "
+                        "the path of the file itself.")
     if path.stat().st_size == 0:
         raise UserError(f"{what} {path} is empty (0 bytes); re-download or re-save it.")
 
@@ -73,7 +76,8 @@ def read_json(path: Path, what: str = "config") -> dict[str, Any]:
             f"{what} {path} is not valid JSON ({one_line(err)}); fix or re-save it."
         ) from None
     if not isinstance(data, dict):
-        raise UserError(f"{what} {path} must hold a JSON object, got {type(data).__name__}.")
+        raise UserError(f"{what} {path} must hold a JSON object, got {type(data).__name__}; "
+                        "fix or re-save it.")
     return data
 
 
@@ -90,7 +94,8 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
             "truncated: re-download or re-save it."
         ) from None
     if not tensors:
-        raise UserError(f"{path} holds no tensors; it is not an SAE checkpoint.")
+        raise UserError(f"{path} holds no tensors; it is not an SAE checkpoint: point --sae at "
+                        "the SAE's weights file.")
     return tensors, metadata
 
 
@@ -104,7 +109,9 @@ def read_torch(path: Path) -> Any:
             warnings.simplefilter("ignore", UserWarning)
             return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if "weights only load failed" in str(err).lower():
+        # The weights-only unpickler refuses junk bytes and code with the same message; only a
+        # well-formed pickle that imports something is code (`_imports` never executes it).
+        if "weights only load failed" in str(err).lower() and _imports(path):
             raise UserError(
                 f"refusing to load {path}: the file contains pickled code; re-save it as tensors "
                 "(safetensors), e.g. safetensors.torch.save_file(state_dict, 'sae.safetensors')."
@@ -112,6 +119,28 @@ def read_torch(path: Path) -> Any:
         raise _corrupt(path, err) from None
     except Exception as err:  # zip errors (RuntimeError), EOFError, KeyError on junk bytes...
         raise _corrupt(path, err) from None
+
+
+_IMPORT_OPS = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX"}
+
+
+def _imports(path: Path) -> bool:
+    """Whether the file's pickle (the file itself, or data.pkl inside a torch.save zip) parses
+    as a complete pickle stream that imports or calls something. Read with
+    `pickletools.genops`, which decodes opcodes and runs none of them."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                names = [n for n in archive.namelist() if n.endswith("data.pkl")]
+                if not names:
+                    return False
+                data = archive.read(names[0])
+        else:
+            data = path.read_bytes()
+        ops = {op.name for op, _, _ in pickletools.genops(data)}
+    except Exception:  # any decoding failure: not a well-formed pickle, so junk, not code
+        return False
+    return bool(ops & _IMPORT_OPS) and "STOP" in ops
 
 
 def _corrupt(path: Path, err: BaseException) -> UserError:
@@ -139,6 +168,7 @@ def split_state_dict(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], dic
         if not isinstance(key, str):
             raise UserError(f"{path}: key {key!r} is not a string; keys must be tensor names.")
         if isinstance(value, torch.Tensor):
+            _check_view(key, value, path)
             tensors[key] = value
         elif isinstance(value, _SCALAR_TYPES):
             scalars[key] = value
@@ -148,8 +178,22 @@ def split_state_dict(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], dic
                 "str/int/float/bool value; remove it or re-save the file as safetensors."
             )
     if not tensors:
-        raise UserError(f"{path} holds no tensors; it is not an SAE checkpoint.")
+        raise UserError(f"{path} holds no tensors; it is not an SAE checkpoint: point --sae at "
+                        "the SAE's weights file.")
     return tensors, scalars
+
+
+def _check_view(key: str, tensor: torch.Tensor, path: Path) -> None:
+    """Refuse a tensor that claims more elements than its storage holds (a stride-0 or
+    overlapping view): a 3 KB file could otherwise ask for a TiB when made contiguous."""
+    claimed = tensor.numel() * tensor.element_size()
+    stored = tensor.untyped_storage().nbytes()
+    if claimed > stored:
+        raise UserError(
+            f"{path}: tensor {key!r} is a view of shape {list(tensor.shape)} ({claimed} bytes) "
+            f"over {stored} bytes of data; save real tensors (tensor.contiguous().clone(), or "
+            "safetensors) instead of expanded views."
+        )
 
 
 def as_int(value: Any, label: str) -> int:

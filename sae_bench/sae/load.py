@@ -13,6 +13,8 @@ Detection (a file, or a folder by its contents):
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,6 +62,26 @@ def load_sae(
             )
         return bundle.load_bundle(path, _load_single)
     return _LOADERS[format_name](path, hook_name, input_scale)
+
+
+def with_canonical_sources(loaded: SAE | SAEBundle, path: str | Path) -> SAE | SAEBundle:
+    """The same SAE(s) with `source_path` spelled independently of the cwd and of how the user
+    wrote the path, so that results (which record it) are byte-identical for `x.safetensors`,
+    `./x.safetensors` and `/abs/x.safetensors`: a single SAE is named by its file or folder
+    name; a bundle's members by ``<bundle folder>/<path relative to the manifest's folder>``.
+    The sha256 beside each name identifies the bytes."""
+    resolved = Path(path).resolve()
+    if isinstance(loaded, SAE):
+        return loaded.replace(source_path=resolved.name)
+    manifest = Path(loaded.source_path or resolved).resolve()
+    folder = manifest.parent
+    entries = tuple(
+        (node, sae.replace(source_path=f"{folder.name}/" + Path(
+            os.path.relpath(Path(sae.source_path or "").resolve(), folder)).as_posix()))
+        for node, sae in loaded.entries
+    )
+    return dataclasses.replace(loaded, entries=entries,
+                               source_path=f"{folder.name}/{manifest.name}")
 
 
 def detect_format(path: Path) -> tuple[str, Path]:
@@ -125,8 +147,14 @@ def _require_exists(path: Path) -> None:
 
 
 def _load_single(path: Path) -> SAE | SAEBundle:
-    """Loader for bundle entries: detection without overrides (the node supplies the hook)."""
-    return load_sae(path)
+    """Loader for bundle entries: detection without overrides (the node supplies the hook).
+    A bundle entry that is itself a bundle (another manifest, or the manifest listing itself
+    as "bundle.json" or ".") is refused before it is read, so it cannot recurse."""
+    format_name, resolved = detect_format(path)
+    if format_name == bundle.FORMAT_NAME:
+        raise UserError(f"{path} is itself a bundle; bundles cannot be nested: list its SAE "
+                        "files in this manifest instead.")
+    return load_sae(resolved, format_name=format_name)
 
 
 def _with_scale(sae: SAE, input_scale: float | None) -> SAE:

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save
 
+from sae_bench.canonical import safetensors_bytes
 from sae_bench.errors import UserError
 from sae_bench.io import write_bytes_atomic
 from sae_bench.sae.architectures import ARCHITECTURES, EXTRA_TENSORS, check_architecture
@@ -54,7 +54,8 @@ def load_native(
     if "k" in tensors:  # a .pt may carry k as a 0-d tensor buffer, as dictionary_learning does
         k_tensor = tensors.pop("k")
         if k_tensor.numel() != 1:
-            raise UserError(f"{path}: tensor 'k' must hold one number, got {k_tensor.numel()}.")
+            raise UserError(f"{path}: tensor 'k' must hold one number, got "
+                            f"{k_tensor.numel()}; save k as a single value.")
         raw.setdefault("k", k_tensor.item())
     return sae_from_parts(tensors, raw, path, hook_name=hook_name, input_scale=input_scale)
 
@@ -123,7 +124,8 @@ def save_native(sae: SAE, path: str | Path) -> Path:
     """
     path = Path(path)
     if path.suffix != ".safetensors":
-        raise UserError(f"save_native writes .safetensors files; got {path.name!r}.")
+        raise UserError(f"save_native writes .safetensors files; got {path.name!r}: give a "
+                        "path ending in .safetensors.")
     header = {
         "format": "sae_bench.native",
         "format_version": FORMAT_VERSION,
@@ -143,7 +145,8 @@ def save_native(sae: SAE, path: str | Path) -> Path:
         }
     header["metadata"] = json.dumps(metadata, sort_keys=True, default=str)
     tensors = {name: t.detach().cpu().contiguous() for name, t in sae.tensors().items()}
-    write_bytes_atomic(path, save(tensors, metadata=header))
+    # Canonical header: the same SAE gives the same bytes (and sha256) in every process.
+    write_bytes_atomic(path, safetensors_bytes(tensors, header))
     return path
 
 
@@ -156,10 +159,12 @@ def _extra_metadata(raw: Mapping[str, Any], path: Path) -> dict[str, Any]:
             parsed = json.loads(blob)
         except json.JSONDecodeError as err:
             raise UserError(
-                f"{path}: metadata entry 'metadata' is not valid JSON ({one_line(err)})."
+                f"{path}: metadata entry 'metadata' is not valid JSON ({one_line(err)}); fix "
+                "or remove it."
             ) from None
         if not isinstance(parsed, dict):
-            raise UserError(f"{path}: metadata entry 'metadata' must be a JSON object.")
+            raise UserError(f"{path}: metadata entry 'metadata' must be a JSON object; fix or "
+                            "remove it.")
         metadata.update(parsed)
     metadata.update({key: value for key, value in raw.items() if key not in _RESERVED})
     return metadata
@@ -179,7 +184,8 @@ def _opt_int(raw: Mapping[str, Any], key: str, path: Path) -> int | None:
             raise ValueError
         return int(value)
     except (TypeError, ValueError):
-        raise UserError(f"{path}: metadata {key}={value!r} is not an integer.") from None
+        raise UserError(f"{path}: metadata {key}={value!r} is not an integer; fix that "
+                        "metadata entry (see sae_bench/sae/FORMAT.md).") from None
 
 
 def _opt_number(raw: Mapping[str, Any], key: str, path: Path) -> int | float | None:
@@ -191,7 +197,8 @@ def _opt_number(raw: Mapping[str, Any], key: str, path: Path) -> int | float | N
     try:
         number = float(str(value))
     except ValueError:
-        raise UserError(f"{path}: metadata {key}={value!r} is not a number.") from None
+        raise UserError(f"{path}: metadata {key}={value!r} is not a number; fix that metadata "
+                        "entry (see sae_bench/sae/FORMAT.md).") from None
     return int(number) if number.is_integer() else number
 
 
@@ -202,7 +209,8 @@ def _scale(raw: Mapping[str, Any], path: Path) -> float:
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise UserError(f"{path}: metadata input_scale={value!r} is not a number.") from None
+        raise UserError(f"{path}: metadata input_scale={value!r} is not a number; fix that "
+                        "metadata entry (see sae_bench/sae/FORMAT.md).") from None
 
 
 def _opt_bool(raw: Mapping[str, Any], key: str, path: Path, *, default: bool) -> bool:
@@ -216,4 +224,5 @@ def _opt_bool(raw: Mapping[str, Any], key: str, path: Path, *, default: bool) ->
         return True
     if text in ("false", "0", "no"):
         return False
-    raise UserError(f"{path}: metadata {key}={value!r} must be true or false.")
+    raise UserError(f"{path}: metadata {key}={value!r} must be true or false; fix that "
+                    "metadata entry.")

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from sae_bench.errors import UserError
+from sae_bench.nodes import HEAD_HOOKS, Node
 from sae_bench.sae.architectures import EXTRA_TENSORS, REQUIRED_EXTRAS, check_architecture
 
 if TYPE_CHECKING:
@@ -21,6 +22,17 @@ if TYPE_CHECKING:
 
 _HOOK_NAME = re.compile(r"^[A-Za-z0-9_.]+$")
 _ROLE = re.compile(r"^[A-Za-z0-9_+]+$")
+# Dtypes an SAE can compute in. float8 counts as floating point in torch but has no isfinite,
+# matmul or most other kernels on CPU, so it is refused here rather than crashing later.
+_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def _check_dtype(name: str, tensor: Tensor, where: str) -> None:
+    if tensor.dtype not in _DTYPES:
+        raise UserError(
+            f"{where}: tensor {name!r} has dtype {tensor.dtype}; "
+            "re-save it as float32, float16 or bfloat16."
+        )
 
 
 def shape_str(shape: tuple[int, ...] | torch.Size) -> str:
@@ -60,19 +72,18 @@ def validate(sae: SAE) -> None:
     core = {"W_enc": sae.W_enc, "W_dec": sae.W_dec, "b_enc": sae.b_enc, "b_dec": sae.b_dec}
     for name, tensor in core.items():
         if not isinstance(tensor, Tensor):
-            raise UserError(f"{where}: {name} is a {type(tensor).__name__}, not a tensor.")
-        if not tensor.is_floating_point():
-            raise UserError(
-                f"{where}: tensor {name!r} has dtype {tensor.dtype}; expected floating point."
-            )
+            raise UserError(f"{where}: {name} is a {type(tensor).__name__}, not a tensor; store "
+                            "it as a tensor.")
+        _check_dtype(name, tensor, where)
     if sae.W_enc.ndim != 2:
         raise UserError(
             f"{where}: tensor 'W_enc' has shape {shape_str(sae.W_enc.shape)}, expected "
-            "2 dimensions [d_in, d_sae]."
+            "2 dimensions [d_in, d_sae]; re-export the SAE with that layout."
         )
     d_in, d_sae = (int(s) for s in sae.W_enc.shape)
     if d_in == 0 or d_sae == 0:
-        raise UserError(f"{where}: W_enc has an empty shape {shape_str(sae.W_enc.shape)}.")
+        raise UserError(f"{where}: W_enc has an empty shape {shape_str(sae.W_enc.shape)}; "
+                        "the file holds no SAE weights: re-export it.")
     _check_shape("W_dec", sae.W_dec, (d_sae, d_in), "[d_sae, d_in]", where)
     _check_shape("b_enc", sae.b_enc, (d_sae,), "[d_sae]", where)
     _check_shape("b_dec", sae.b_dec, (d_in,), "[d_in]", where)
@@ -91,10 +102,7 @@ def validate(sae: SAE) -> None:
                 "remove it or fix the architecture name."
             )
         if tensor is not None:
-            if not tensor.is_floating_point():
-                raise UserError(
-                    f"{where}: tensor {name!r} has dtype {tensor.dtype}; expected floating point."
-                )
+            _check_dtype(name, tensor, where)
             _check_shape(name, tensor, (d_sae,), "[d_sae]", where)
 
     for name, tensor in sae.tensors().items():
@@ -110,28 +118,39 @@ def _check_scalars(sae: SAE, where: str, d_sae: int) -> None:
                 "add 'k' to the metadata/config."
             )
         if isinstance(sae.k, bool) or not isinstance(sae.k, int) or not 1 <= sae.k <= d_sae:
-            raise UserError(f"{where}: k={sae.k!r} must be an integer in 1..d_sae={d_sae}.")
+            raise UserError(f"{where}: k={sae.k!r} must be an integer in 1..d_sae={d_sae}; fix "
+                            "k in the metadata/config.")
     elif sae.k is not None and (
         isinstance(sae.k, bool) or not isinstance(sae.k, int | float) or not sae.k > 0
     ):
-        raise UserError(f"{where}: k={sae.k!r} must be a positive number.")
+        raise UserError(f"{where}: k={sae.k!r} must be a positive number; fix k in the "
+                        "metadata/config.")
     scale = sae.input_scale
     if isinstance(scale, bool) or not isinstance(scale, int | float) or not (
         math.isfinite(scale) and scale > 0
     ):
-        raise UserError(f"{where}: input_scale={scale!r} must be a finite number > 0.")
+        raise UserError(f"{where}: input_scale={scale!r} must be a finite number > 0; fix it "
+                        "in the metadata/config or pass --input-scale.")
     if sae.hook_name is not None and (
         not isinstance(sae.hook_name, str) or not _HOOK_NAME.match(sae.hook_name)
     ):
         raise UserError(
-            f"{where}: hook_name {sae.hook_name!r} is not a TransformerLens hook name "
-            "(e.g. 'blocks.3.hook_resid_post')."
+            f"{where}: hook_name {sae.hook_name!r} is not a TransformerLens hook name"
+            "; fix it (e.g. 'blocks.3.hook_resid_post') or pass --hook."
         )
     if sae.head is not None and (
         isinstance(sae.head, bool) or not isinstance(sae.head, int) or sae.head < 0
     ):
-        raise UserError(f"{where}: head={sae.head!r} must be a non-negative integer or absent.")
+        raise UserError(f"{where}: head={sae.head!r} must be a non-negative integer or absent; "
+                        "fix the head in the metadata/config.")
+    if sae.head is not None and sae.hook_name is not None and not Node(
+        sae.hook_name, "END").is_head_hook:
+        raise UserError(
+            f"{where}: head={sae.head} but hook {sae.hook_name!r} has no head axis; remove the "
+            f"head, or use a per-head hook ({', '.join(HEAD_HOOKS)})."
+        )
     if sae.position is not None and (
         not isinstance(sae.position, str) or not _ROLE.match(sae.position)
     ):
-        raise UserError(f"{where}: position {sae.position!r} must be a role name like 'END'.")
+        raise UserError(f"{where}: position {sae.position!r} must be a role name like 'END'; "
+                        "fix it in the metadata (`sae-bench nodes` lists the roles).")

@@ -81,7 +81,8 @@ def input_scale_for(acts: Tensor) -> float:
     """``s`` with ``E‖x·s‖² = d_in`` over the rows of ``acts [n, d_in]``."""
     mean_sq = float(acts.double().pow(2).sum(-1).mean())
     if not mean_sq > 0 or not math.isfinite(mean_sq):
-        raise UserError("train_sae: activations are all zero or not finite; cannot normalise.")
+        raise UserError("train_sae: activations are all zero or not finite, so they cannot be "
+                        "normalised; train at a node whose activations vary.")
     return math.sqrt(acts.shape[-1] / mean_sq)
 
 

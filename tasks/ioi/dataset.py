@@ -50,7 +50,8 @@ def _tokenize(tokenizer, prepend_bos: bool, spec: PromptSpec):
     offset = 0
     if prepend_bos:
         if tokenizer.bos_token_id is None:
-            raise UserError("the model prepends BOS but its tokenizer has no bos_token_id.")
+            raise UserError("the model prepends BOS but its tokenizer has no bos_token_id; set "
+                            "one, or use a model whose tokenizer has it.")
         tokens = torch.cat([torch.full((len(tokens), 1), tokenizer.bos_token_id), tokens], 1)
         offset = 1
 
@@ -111,10 +112,11 @@ def build(
     counterfactual pool and never appear in the prompt.
     """
     if n < 1:
-        raise UserError(f"need at least one prompt, got n={n}.")
+        raise UserError(f"need at least one prompt, got n={n}; ask for n >= 1 prompts.")
     tokenizer = model.tokenizer
     if tokenizer is None:
-        raise UserError("the IOI task needs a model with a tokenizer.")
+        raise UserError("the IOI task needs a model with a tokenizer; load the model with its "
+                        "tokenizer.")
     prepend_bos = bool(model.cfg.default_prepend_bos)
     gen = split_generator(seed, split)
     spec = sample_specs(n, split, gen)
