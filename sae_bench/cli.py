@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--hook", default=None,
                    help="TransformerLens hook the SAE reads, when its file does not say")
+    p.add_argument("--position", default=None, metavar="ROLE",
+                   help="task role to score a single SAE at (e.g. END), when its file does not "
+                        "say; without it such an SAE is scored at every role")
     p.add_argument("--input-scale", type=float, default=None,
                    help="activation normalisation factor (x * scale is what the SAE reads), for "
                         "SAELens folders saved with normalize_activations=expected_average_only_in")

@@ -218,7 +218,8 @@ def cmd_run(args) -> int:
             raise UserError(f"--out {out_dir} is a file; give a directory for the run.")
     task = get_task(args.task)
     # Validate every SAE before the (slower) model load.
-    loaded = [load_sae(path, hook_name=args.hook, input_scale=args.input_scale)
+    loaded = [with_position(load_sae(path, hook_name=args.hook, input_scale=args.input_scale),
+                            args.position, path)
               for path in args.sae]
     todo = []
     for sae, out_dir in zip(loaded, out_dirs, strict=True):
@@ -230,8 +231,9 @@ def cmd_run(args) -> int:
     if not todo:
         return 0
     progress = Progress(enabled=not args.quiet)
+    flags = model_processing(args.sae, loaded)
     with progress.step(f"loading model {args.model}"):
-        model = load_model(args.model, device=args.device)
+        model = load_model(args.model, device=args.device, processing=flags)
     ctx = make_context(args, task, model)
     plans = [(resolve_units(ctx, sae), out_dir) for sae, out_dir in todo]
     ctx.plan([node for units, _ in plans for unit in units for node in unit.cross_section.nodes])
@@ -245,6 +247,34 @@ def cmd_run(args) -> int:
             print(summary)
             print(f"\nwrote {out_dir / 'results.json'}", file=sys.stderr)
     return 0
+
+
+def with_position(loaded, position: str | None, path):
+    """`--position ROLE`: score a single SAE at one task role instead of all of them."""
+    from sae_bench.sae import SAEBundle
+
+    if position is None:
+        return loaded
+    if isinstance(loaded, SAEBundle):
+        raise UserError(f"--position does not apply to the bundle {path}: each of its entries "
+                        "names its node (HOOK[:HEAD]@ROLE); drop --position.")
+    return loaded.replace(position=position)
+
+
+def model_processing(paths, loaded):
+    """The weight processing the SAEs were trained on (None: the model's default)."""
+    from sae_bench import processing
+    from sae_bench.sae import SAEBundle
+
+    declarations = []
+    for path, sae in zip(paths, loaded, strict=True):
+        members = list(sae.values()) if isinstance(sae, SAEBundle) else [sae]
+        declarations += [(str(path), m.metadata) for m in members]
+    flags = processing.required(declarations)
+    if flags is not None:
+        print(f"model weights processed as the SAEs declare: {processing.describe(flags)}",
+              file=sys.stderr)
+    return flags
 
 
 def evaluate_and_write(ctx: EvalContext, units, out_dir: Path, args) -> str:
@@ -285,6 +315,8 @@ def _completed(path: Path, loaded, task, args) -> bool:
     p = doc.provenance
     members = list(loaded.values()) if isinstance(loaded, SAEBundle) else [loaded]
     same_saes = {s.sha256 for s in doc.saes} == {m.sha256 for m in members}
+    if getattr(args, "position", None) is not None:
+        same_saes = same_saes and all(s.node.endswith(f"@{args.position}") for s in doc.saes)
     return (p.task_version == task.version and p.model == args.model and p.seed == args.seed
             and (p.n_fit, p.n_eval) == prompt_counts(args, task) and same_saes)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from sae_bench.errors import UserError
-from sae_bench.models import load_model
+from sae_bench.models import DEFAULT_PROCESSING, load_model
 from sae_bench.nodes import Node, node_width
 from sae_bench.patching import collect_activations
 from sae_bench.progress import Progress
@@ -84,16 +84,22 @@ def cmd_train_sae(args) -> int:
     else:
         acts = {n: text_activations(model, args.model, n, args.n_docs, args.seed) for n in nodes}
     saes = {}
+    # Record the weight processing of the model the SAE saw, so that `run` (and SAELens, via
+    # model_from_pretrained_kwargs) load the model the same way.
+    flags = DEFAULT_PROCESSING.get(args.model)
     for node in nodes:
-        saes[node] = train_sae(acts[node], settings, hook_name=node.hook, head=node.head,
-                               position=node.position, progress=progress)
+        sae = train_sae(acts[node], settings, hook_name=node.hook, head=node.head,
+                        position=node.position, progress=progress)
+        if flags is not None:
+            sae = sae.replace(metadata={**sae.metadata, "model_processing": dict(flags)})
+        saes[node] = sae
     out = Path(args.out)
     if args.saelens is not None:
-        from sae_bench.sae.saelens import save_saelens
+        from sae_bench.sae.saelens_save import save_saelens
 
         for i, node in enumerate(nodes):
             folder = args.saelens if len(nodes) == 1 else args.saelens / f"node{i:02d}"
-            save_saelens(saes[node], folder)
+            save_saelens(saes[node], folder, model_name=args.model)
             print(f"wrote SAELens folder {folder}", file=sys.stderr)
     if len(nodes) == 1:
         target = out if out.suffix == ".safetensors" else out.with_suffix(".safetensors")

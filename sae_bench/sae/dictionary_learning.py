@@ -21,7 +21,8 @@ transposes):
 - ``JumpReluAutoEncoder``: ``W_enc``, ``b_enc``, ``W_dec``, ``b_dec``, ``threshold``; the library
   loads it with ``apply_b_dec_to_input=False`` -> jumprelu without input centring.
 
-Saved SAEs already work on raw activations: when trained with ``normalize_activations`` the
+An uncalibrated BatchTopK threshold (the library's −1 placeholder) is refused, not scored as a
+dense ReLU SAE. Saved SAEs already work on raw activations: when trained with ``normalize_activations`` the
 library rescales the biases back before writing ``ae.pt``, so input_scale is 1.
 """
 
@@ -34,6 +35,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sae_bench import processing
 from sae_bench.errors import UserError, unknown_name
 from sae_bench.sae.base import SAE
 from sae_bench.sae.files import (
@@ -81,6 +83,8 @@ def load_dictionary_learning(path: Path, *, hook_name: str | None = None) -> SAE
     metadata.update(parts.pop("metadata", {}))
     metadata.update(
         dict_class=dict_class,
+        # the library trains on raw Hugging Face hidden states (nnsight), unprocessed
+        model_processing=dict(processing.RAW),
         hook_name_source="override" if hook_name is not None else ("file" if file_hook else None),
     )
     hashes = {WEIGHTS_FILE: sha256_file(weights_path), CONFIG_FILE: sha256_file(config_path)}
@@ -198,9 +202,16 @@ def _matryoshka(sd: _StateDict, trainer: dict[str, Any]) -> Parts:
 
 def _batch_threshold(sd: _StateDict) -> Parts:
     threshold = sd["threshold"]
-    # -1 is the library's "never calibrated" value: every positive latent then passes.
-    uncalibrated = bool((threshold < 0).all())
-    return {"threshold": threshold, "metadata": {"threshold_uncalibrated": uncalibrated}}
+    # -1 is the library's "never calibrated" value (the trainer sets it from threshold_start_step
+    # on): every positive latent would pass, scoring a dense ReLU SAE under a BatchTopK name.
+    # SAEBench refuses such checkpoints too.
+    if bool((threshold < 0).any()):
+        raise UserError(
+            f"{sd.path}: the BatchTopK threshold was never calibrated ({float(threshold.min()):g} "
+            "< 0: training stopped before the trainer's threshold_start_step), so encoding would "
+            "keep every positive latent; use a checkpoint saved after threshold_start_step."
+        )
+    return {"threshold": threshold}
 
 
 def _jumprelu(sd: _StateDict, trainer: dict[str, Any]) -> Parts:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sae_bench import processing
 from sae_bench.errors import UserError
 from sae_bench.sae.base import SAE
 from sae_bench.sae.files import (
@@ -82,6 +83,8 @@ def load_sparsify(folder: Path, *, hook_name: str | None = None) -> SAE:
     metadata: dict[str, Any] = {key: cfg[key] for key in _KEPT_CFG if key in cfg}
     metadata.update(
         hookpoint=folder.name,
+        # sparsify trains on raw Hugging Face hidden states: no TransformerLens processing
+        model_processing=dict(processing.RAW),
         hook_name_source="override" if hook_name is not None else ("file" if file_hook else None),
     )
     hashes = {CFG_FILE: sha256_file(cfg_path), WEIGHTS_FILE: sha256_file(weights_path)}
