@@ -217,3 +217,46 @@ def test_saelens_model_processing_is_read(tmp_path):
     lens.save_model(tmp_path)
     processing = load_sae(tmp_path).metadata["model_processing"]
     assert processing["center_writing_weights"] and not processing["fold_ln"]
+
+
+class _TokenStore:
+    """The one method of SAELens' ActivationsStore that its sparsity/variance eval calls."""
+
+    def __init__(self, tokens: torch.Tensor) -> None:
+        self.tokens = tokens
+
+    def get_batch_tokens(self, n: int) -> torch.Tensor:
+        return self.tokens[:n]
+
+
+@pytest.mark.parametrize("arch", ["relu", "topk", "jumprelu"])
+def test_fvu_l0_gamma_agree_with_sae_lens_evals(arch, tmp_path):
+    """Our approximation metrics against `sae_lens.evals` on the same activations: every token
+    of 64 IOI prompts through ioi-tiny at blocks.0.hook_resid_post."""
+    from sae_lens.evals import get_sparsity_and_variance_metrics
+
+    from sae_bench.axes import approximation as approx
+    from sae_bench.models import load_model
+    from sae_bench.tasks import get_task
+
+    model = load_model("ioi-tiny")
+    hook = "blocks.0.hook_resid_post"
+    ours = random_sae(arch, hook=hook, d_in=model.cfg.d_model)
+    save_saelens(ours, tmp_path)
+    lens = LensSAE.load_from_disk(tmp_path)
+    tokens = get_task("ioi").build(model, n=64, seed=0, split="eval").tokens
+    metrics, _ = get_sparsity_and_variance_metrics(
+        lens, model, _TokenStore(tokens), ActivationScaler(), n_batches=1,
+        compute_l2_norms=True, compute_sparsity_metrics=True, compute_variance_metrics=True,
+        compute_featurewise_density_statistics=False, eval_batch_size_prompts=len(tokens),
+        model_kwargs={},
+    )
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, names_filter=[hook])
+        acts = cache[hook].reshape(-1, model.cfg.d_model)
+        latents = ours.encode(acts)
+        recon = ours.decode(latents)
+    assert approx.fvu(acts, recon) == pytest.approx(1 - metrics["explained_variance"], abs=1e-5)
+    assert approx.l0(latents) == pytest.approx(metrics["l0"], abs=1e-4)
+    assert approx.shrinkage(acts, recon) == pytest.approx(
+        metrics["relative_reconstruction_bias"], rel=1e-5)
