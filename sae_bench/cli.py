@@ -84,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="report directory")
     p.add_argument("--quiet", action="store_true")
 
+    p = sub.add_parser("export", help="write saved results in another tool's format "
+                                      "(SAEBench: one file per SAE and unit; never loads a model)")
+    p.add_argument("results", nargs="+", type=Path,
+                   help="results.json files or run directories from `sae-bench run`")
+    p.add_argument("--format", required=True, choices=["saebench"],
+                   help="saebench: files that validate against SAEBench's BaseEvalOutput")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+
     p = sub.add_parser("golden", help="pin a result's scores in a golden file, or check a "
                                       "result against one (score regressions in CI)")
     p.add_argument("results", type=Path, help="results.json from `sae-bench run`")

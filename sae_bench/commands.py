@@ -200,6 +200,20 @@ def run_dirs(args) -> list[Path]:
     return [parent / name for name in names]
 
 
+def cmd_export(args) -> int:
+    from sae_bench.export.saebench import export
+    from sae_bench.results import load_result
+
+    paths = [p / "results.json" if p.is_dir() else p for p in args.results]
+    docs = [(load_result(p), p) for p in paths]  # every input is checked before any write
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError(f"--out {args.out} is a file; give a directory for the exported files.")
+    for doc, path in docs:
+        for written in export(doc, path, args.out):
+            print(f"wrote {written}", file=sys.stderr)
+    return 0
+
+
 def cmd_golden(args) -> int:
     from sae_bench.golden import cmd_golden
 

@@ -22,8 +22,9 @@ transposes):
   loads it with ``apply_b_dec_to_input=False`` -> jumprelu without input centring.
 
 An uncalibrated BatchTopK threshold (the library's −1 placeholder) is refused, not scored as a
-dense ReLU SAE. Saved SAEs already work on raw activations: when trained with ``normalize_activations`` the
-library rescales the biases back before writing ``ae.pt``, so input_scale is 1.
+dense ReLU SAE. Saved SAEs already work on raw activations: when trained with
+``normalize_activations`` the library rescales the biases back before writing ``ae.pt``, so
+input_scale is 1.
 """
 
 from __future__ import annotations
