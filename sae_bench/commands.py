@@ -248,6 +248,10 @@ def cmd_run(args) -> int:
     flags = model_processing(args.sae, loaded)
     with progress.step(f"loading model {args.model}"):
         model = load_model(args.model, device=args.device, processing=flags)
+    if flags is not None and not args.quiet:
+        from sae_bench.processing import describe
+
+        print(f"model weights processed as the SAEs declare: {describe(flags)}", file=sys.stderr)
     ctx = make_context(args, task, model)
     plans = [(resolve_units(ctx, sae), out_dir) for sae, out_dir in todo]
     ctx.plan([node for units, _ in plans for unit in units for node in unit.cross_section.nodes])
@@ -284,11 +288,7 @@ def model_processing(paths, loaded):
     for path, sae in zip(paths, loaded, strict=True):
         members = list(sae.values()) if isinstance(sae, SAEBundle) else [sae]
         declarations += [(str(path), m.metadata) for m in members]
-    flags = processing.required(declarations)
-    if flags is not None:
-        print(f"model weights processed as the SAEs declare: {processing.describe(flags)}",
-              file=sys.stderr)
-    return flags
+    return processing.required(declarations)
 
 
 def evaluate_and_write(ctx: EvalContext, units, out_dir: Path, args) -> str:
