@@ -260,3 +260,59 @@ def test_fvu_l0_gamma_agree_with_sae_lens_evals(arch, tmp_path):
     assert approx.l0(latents) == pytest.approx(metrics["l0"], abs=1e-4)
     assert approx.shrinkage(acts, recon) == pytest.approx(
         metrics["relative_reconstruction_bias"], rel=1e-5)
+
+
+def test_named_saelens_sae_fails_fast_offline(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    assert main(["run", "--sae", "saelens:gpt2-small-res-jb/blocks.8.hook_resid_pre",
+                 "--model", "gpt2", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "hub cannot be reached" in err[0]
+    assert main(["run", "--sae", "saelens:gpt2-small-hook-z-kk/blocks.9.hook",
+                 "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Did you mean 'blocks.9.hook_z'?" in err[0]
+    assert not (tmp_path / "r").exists()
+
+
+def test_named_saelens_sae_goes_through_saelens_loader(monkeypatch, tmp_path):
+    """The mechanics, with a SAELens SAE saved locally standing in for the hub download: a
+    concatenated-z SAE (like gpt2-small-hook-z-kk) on ioi-tiny's layer-0 z (4 heads x 32)."""
+    from sae_bench.export.saebench import unit_document
+    from sae_bench.models import load_model
+    from sae_bench.results import load_result
+    from sae_bench.sae import saelens_hub
+
+    model = load_model("ioi-tiny")
+    width = model.cfg.n_heads * model.cfg.d_head
+    ours = random_sae("relu", hook="blocks.0.attn.hook_z", d_in=width)
+    save_saelens(ours, tmp_path / "kk")
+    calls = []
+
+    def from_pretrained(cls, release, sae_id, device="cpu", **kw):
+        calls.append((release, sae_id))
+        return LensSAE.load_from_disk(tmp_path / "kk")
+
+    monkeypatch.setattr(LensSAE, "from_pretrained", classmethod(from_pretrained))
+    monkeypatch.setattr(saelens_hub, "_reachable", lambda repo: True)
+    sae = load_sae("saelens:gpt2-small-hook-z-kk/blocks.0.hook_z")
+    assert calls == [("gpt2-small-hook-z-kk", "blocks.0.hook_z")]
+    assert sae.source_path == "saelens:gpt2-small-hook-z-kk/blocks.0.hook_z"
+    assert sae.hook_name == "blocks.0.attn.hook_z" and sae.head is None
+    x = torch.randn(16, width, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(sae.forward(x), ours.forward(x), atol=TOL)
+    # one head of it is refused with the reason; the layer's z node is the exact place
+    with pytest.raises(UserError, match="score it at the layer node blocks.0.attn.hook_z@END"):
+        sae.check_width(model.cfg.d_head, "blocks.0.attn.hook_z:1@END")
+    sae.check_width(width, "blocks.0.attn.hook_z@END")
+    # the SAEBench export names the release and ID
+    from pathlib import Path
+
+    doc = load_result(Path(__file__).parents[1] / "reports/ioi-tiny/runs/topk-k16-task"
+                      / "results.json")
+    named = doc.model_copy(update={"saes": [doc.saes[0].model_copy(
+        update={"source": sae.source_path})]})
+    out = unit_document(named, named.units[0], "0" * 64, eval_id="x", millis=0)
+    assert (out["sae_lens_release_id"], out["sae_lens_id"]) == ("gpt2-small-hook-z-kk",
+                                                                "blocks.0.hook_z")
