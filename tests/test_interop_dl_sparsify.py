@@ -1,9 +1,10 @@
-"""Round trips through the real dictionary_learning and sparsify (the `interop` extra).
+"""Round trips through the real dictionary_learning and sparsify (the `interop` extra), both ways.
 
 dictionary_learning checkpoints are written by the library's own `trainSAE` (a few steps on
 random activations, with and without its activation normalisation); sparsify folders by
 `SparseCoder.save_to_disk`. Each is loaded here and compared with the library's own
-encode/decode. Skipped, with the reason, when a library is not installed.
+encode/decode; and files our exporter writes are loaded by the libraries' own loaders and
+compared the same way. Skipped, with the reason, when a library is not installed.
 """
 
 from __future__ import annotations
@@ -144,3 +145,59 @@ def test_sparsify_folders_load_exactly(sparsify, tmp_path, normalize_decoder):
         recon = coder.decode(out.top_acts, out.top_indices)
     assert torch.allclose(ours.encode(x), dense, atol=TOL)
     assert torch.allclose(ours.forward(x), recon, atol=TOL)
+
+
+def our_sae(arch: str, apply_b_dec: bool = True, head=None, hook="blocks.1.hook_resid_post"):
+    from sae_bench.sae import SAE
+
+    g = torch.Generator().manual_seed(4)
+    extra = {"relu": {}, "topk": {"k": K},
+             "jumprelu": {"threshold": torch.rand(D_SAE, generator=g)},
+             "batchtopk": {"k": K, "threshold": torch.full((D_SAE,), 0.2)},
+             "gated": {"r_mag": torch.randn(D_SAE, generator=g) * 0.1,
+                       "b_mag": torch.randn(D_SAE, generator=g) * 0.2}}[arch]
+    return SAE(W_enc=torch.randn(D_IN, D_SAE, generator=g) * 0.3,
+               W_dec=torch.randn(D_SAE, D_IN, generator=g) * 0.3,
+               b_enc=torch.randn(D_SAE, generator=g) * 0.2,
+               b_dec=torch.randn(D_IN, generator=g) * 0.5, architecture=arch, hook_name=hook,
+               head=head, input_scale=0.3, apply_b_dec_to_input=apply_b_dec,
+               metadata={"model_processing": {"fold_value_biases": True}}, **extra)
+
+
+@pytest.mark.parametrize("apply_b_dec", [True, False])
+@pytest.mark.parametrize("arch", ["relu", "gated", "topk", "batchtopk", "jumprelu"])
+def test_our_export_loads_in_dictionary_learning(dl, tmp_path, arch, apply_b_dec):
+    from sae_bench.sae.library_save import save_dictionary_learning
+
+    ours = our_sae(arch, apply_b_dec)
+    save_dictionary_learning(ours, tmp_path, lm_name="gpt2")
+    cls = {"relu": dl.AutoEncoder, "gated": dl.GatedAutoEncoder, "topk": dl.AutoEncoderTopK,
+           "batchtopk": dl.BatchTopKSAE, "jumprelu": dl.JumpReluAutoEncoder}[arch]
+    ae = cls.from_pretrained(str(tmp_path / "ae.pt"), device="cpu")
+    x = inputs()
+    f_ref, recon_ref = library_forward(ae, x)
+    assert torch.allclose(ours.forward(x), recon_ref, atol=1e-4)
+    back = load_sae(tmp_path)  # AutoEncoder latents are on the unit-decoder scale, like ours
+    assert torch.allclose(back.encode(x), f_ref, atol=1e-4)
+    assert back.hook_name == ours.hook_name
+    assert back.metadata["model_processing"]["fold_value_biases"]
+
+
+@pytest.mark.parametrize("apply_b_dec", [True, False])
+def test_our_export_loads_in_sparsify(sparsify, tmp_path, apply_b_dec):
+    from sae_bench.sae.library_save import save_sparsify
+
+    ours = our_sae("topk", apply_b_dec, hook="blocks.0.attn.hook_z", head=3)
+    save_sparsify(ours, tmp_path / "z")
+    coder = sparsify.SparseCoder.load_from_disk(tmp_path / "z")
+    x = inputs()
+    with torch.no_grad():
+        out = coder.encode(x)
+        dense = torch.zeros(x.shape[0], D_SAE).scatter_(-1, out.top_indices, out.top_acts)
+        recon = coder.decode(out.top_acts, out.top_indices)
+    assert torch.allclose(ours.encode(x), dense, atol=1e-4)
+    assert torch.allclose(ours.forward(x), recon, atol=1e-4)
+    back = load_sae(tmp_path / "z")
+    assert (back.hook_name, back.head) == ("blocks.0.attn.hook_z", 3)
+    with pytest.raises(UserError, match="sparsify stores TopK SAEs only"):
+        save_sparsify(our_sae("relu"), tmp_path / "r")

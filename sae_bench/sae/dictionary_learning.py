@@ -79,13 +79,17 @@ def load_dictionary_learning(path: Path, *, hook_name: str | None = None) -> SAE
     state, scalars = split_state_dict(read_torch(weights_path), weights_path)
     parts = _CONVERTERS[dict_class](_StateDict(state, weights_path), trainer)
     _check_dims(trainer, parts["W_enc"], config_path)
-    file_hook = from_dictionary_learning(trainer.get("submodule_name"))
+    # Files written by our exporter (library_save) name hooks the library has no word for.
+    file_hook = trainer.get("sae_bench_hook_name") or from_dictionary_learning(
+        trainer.get("submodule_name"))
+    head = trainer.get("sae_bench_head")
     metadata: dict[str, Any] = {key: trainer[key] for key in _KEPT_TRAINER if key in trainer}
     metadata.update(parts.pop("metadata", {}))
     metadata.update(
         dict_class=dict_class,
         # the library trains on raw Hugging Face hidden states (nnsight), unprocessed
-        model_processing=dict(processing.RAW),
+        model_processing=processing.parse(trainer.get("sae_bench_model_processing") or {},
+                                          str(config_path)),
         hook_name_source="override" if hook_name is not None else ("file" if file_hook else None),
     )
     hashes = {WEIGHTS_FILE: sha256_file(weights_path), CONFIG_FILE: sha256_file(config_path)}
@@ -93,6 +97,7 @@ def load_dictionary_learning(path: Path, *, hook_name: str | None = None) -> SAE
     return SAE(
         **parts,
         hook_name=hook_name if hook_name is not None else file_hook,
+        head=as_int(head, f"{config_path}: sae_bench_head") if head is not None else None,
         format=FORMAT_NAME,
         source_path=str(weights_path),
         sha256=combined_sha256(hashes),

@@ -79,12 +79,15 @@ def load_sparsify(folder: Path, *, hook_name: str | None = None) -> SAE:
             f"[{encoder.shape[0]}, {encoder.shape[1]}] ([num_latents, d_in]); files do not match."
         )
 
-    file_hook = from_hf_module_path(folder.name)
+    # Folders written by our exporter (library_save) name hooks sparsify has no word for.
+    file_hook = cfg.get("sae_bench_hook_name") or from_hf_module_path(folder.name)
+    head = cfg.get("sae_bench_head")
     metadata: dict[str, Any] = {key: cfg[key] for key in _KEPT_CFG if key in cfg}
     metadata.update(
         hookpoint=folder.name,
         # sparsify trains on raw Hugging Face hidden states: no TransformerLens processing
-        model_processing=dict(processing.RAW),
+        model_processing=processing.parse(cfg.get("sae_bench_model_processing") or {},
+                                          str(cfg_path)),
         hook_name_source="override" if hook_name is not None else ("file" if file_hook else None),
     )
     hashes = {CFG_FILE: sha256_file(cfg_path), WEIGHTS_FILE: sha256_file(weights_path)}
@@ -97,6 +100,7 @@ def load_sparsify(folder: Path, *, hook_name: str | None = None) -> SAE:
         k=as_int(cfg["k"], f"{cfg_path}: k"),
         apply_b_dec_to_input=True,
         hook_name=hook_name if hook_name is not None else file_hook,
+        head=as_int(head, f"{cfg_path}: sae_bench_head") if head is not None else None,
         format=FORMAT_NAME,
         source_path=str(folder),
         sha256=combined_sha256(hashes),
