@@ -122,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-docs", type=int, default=5_000, help="documents for --data text")
     p.add_argument("--saelens", type=Path, default=None,
                    help="also write SAELens folder(s) here (input scale folded into weights)")
+    p.add_argument("--dictionary-learning", type=Path, default=None,
+                   help="also write dictionary_learning checkpoint folder(s) here")
+    p.add_argument("--sparsify", type=Path, default=None,
+                   help="also write sparsify folder(s) here (topk only)")
     p.add_argument("--out", type=Path, required=True,
                    help="output .safetensors (one node) or bundle folder (cross-section)")
     p.add_argument("--quiet", action="store_true")

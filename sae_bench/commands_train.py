@@ -59,6 +59,9 @@ def cmd_train_sae(args) -> int:
         raise UserError(f"--arch {args.arch} needs --k (active latents per sample).")
     if args.arch in ("relu", "gated", "jumprelu") and args.l1 is None:
         raise UserError(f"--arch {args.arch} needs --l1 (the sparsity coefficient).")
+    if getattr(args, "sparsify", None) is not None and args.arch != "topk":
+        raise UserError(f"--sparsify writes TopK SAEs only; drop it or use --arch topk "
+                        f"(got --arch {args.arch}).")
     progress = Progress(enabled=not args.quiet)
     model = load_model(args.model, device=args.device)
     if args.node is not None:
@@ -94,13 +97,22 @@ def cmd_train_sae(args) -> int:
             sae = sae.replace(metadata={**sae.metadata, "model_processing": dict(flags)})
         saes[node] = sae
     out = Path(args.out)
-    if args.saelens is not None:
-        from sae_bench.sae.saelens_save import save_saelens
+    from sae_bench.sae.library_save import save_dictionary_learning, save_sparsify
+    from sae_bench.sae.saelens_save import save_saelens
 
+    writers = [
+        ("SAELens", args.saelens, lambda sae, d: save_saelens(sae, d, model_name=args.model)),
+        ("dictionary_learning", args.dictionary_learning,
+         lambda sae, d: save_dictionary_learning(sae, d, lm_name=args.model)),
+        ("sparsify", args.sparsify, save_sparsify),
+    ]
+    for label, root, write in writers:
+        if root is None:
+            continue
         for i, node in enumerate(nodes):
-            folder = args.saelens if len(nodes) == 1 else args.saelens / f"node{i:02d}"
-            save_saelens(saes[node], folder, model_name=args.model)
-            print(f"wrote SAELens folder {folder}", file=sys.stderr)
+            folder = root if len(nodes) == 1 else root / f"node{i:02d}"
+            write(saes[node], folder)
+            print(f"wrote {label} folder {folder}", file=sys.stderr)
     if len(nodes) == 1:
         target = out if out.suffix == ".safetensors" else out.with_suffix(".safetensors")
         save_native(saes[nodes[0]], target)

@@ -201,3 +201,23 @@ def test_our_export_loads_in_sparsify(sparsify, tmp_path, apply_b_dec):
     assert (back.hook_name, back.head) == ("blocks.0.attn.hook_z", 3)
     with pytest.raises(UserError, match="sparsify stores TopK SAEs only"):
         save_sparsify(our_sae("relu"), tmp_path / "r")
+
+
+def test_train_sae_writes_library_folders(dl, sparsify, tmp_path):
+    from sae_bench.cli import main
+
+    assert main(["train-sae", "--arch", "topk", "--k", "4", "--node",
+                 "blocks.0.hook_resid_post@END", "--out", str(tmp_path / "s.safetensors"),
+                 "--dictionary-learning", str(tmp_path / "dl"), "--sparsify",
+                 str(tmp_path / "sp"), "--steps", "20", "--n-fit", "400", "--d-sae", "32",
+                 "--quiet"]) == 0
+    ours = load_sae(tmp_path / "s.safetensors")
+    x = torch.randn(16, ours.d_in, generator=torch.Generator().manual_seed(2))
+    ae = dl.AutoEncoderTopK.from_pretrained(str(tmp_path / "dl" / "ae.pt"), device="cpu")
+    coder = sparsify.SparseCoder.load_from_disk(tmp_path / "sp")
+    with torch.no_grad():
+        assert torch.allclose(ae.decode(ae.encode(x)), ours.forward(x), atol=1e-4)
+        out = coder.encode(x)
+        assert torch.allclose(coder.decode(out.top_acts, out.top_indices), ours.forward(x),
+                              atol=1e-4)
+    assert load_sae(tmp_path / "dl").hook_name == "blocks.0.hook_resid_post"
