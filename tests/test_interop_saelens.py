@@ -316,3 +316,9 @@ def test_named_saelens_sae_goes_through_saelens_loader(monkeypatch, tmp_path):
     out = unit_document(named, named.units[0], "0" * 64, eval_id="x", millis=0)
     assert (out["sae_lens_release_id"], out["sae_lens_id"]) == ("gpt2-small-hook-z-kk",
                                                                 "blocks.0.hook_z")
+
+
+def test_undeclared_processing_survives_our_export(tmp_path):
+    ours = random_sae("relu")  # declares no processing: scored on the model as loaded
+    save_saelens(ours, tmp_path)
+    assert load_sae(tmp_path).metadata.get("model_processing") is None

@@ -117,10 +117,13 @@ def load_saelens(
         key: meta.get(key, cfg.get(key)) for key in _KEPT_CFG if key in meta or key in cfg
     }
     kwargs = meta.get("model_from_pretrained_kwargs", cfg.get("model_from_pretrained_kwargs"))
+    # SAELens loads models with from_pretrained_no_processing(**kwargs): none given means raw.
+    # Our own exports of an SAE that declared nothing leave it undeclared (saelens_save).
+    undeclared = kwargs is None and meta.get("exported_by") == "principled-sae-bench"
     metadata.update(
         saelens_architecture=saelens_arch, normalize_activations=normalize,
         hook_name_source=_hook_source(hook_name, file_hook),
-        model_processing=processing.from_kwargs(kwargs, f"{cfg_path}"),
+        model_processing=None if undeclared else processing.from_kwargs(kwargs, f"{cfg_path}"),
     )
     hashes = {CFG_FILE: sha256_file(cfg_path), WEIGHTS_FILE: sha256_file(weights_path)}
     for extra in (scaling.SCALER_FILE, scaling.WHITENING_FILE):
