@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--hook", default=None,
                    help="TransformerLens hook the SAE reads, when its file does not say")
+    p.add_argument("--position", default=None, metavar="ROLE",
+                   help="task role to score a single SAE at (e.g. END), when its file does not "
+                        "say; without it such an SAE is scored at every role")
     p.add_argument("--input-scale", type=positive_float, default=None,
                    help="activation normalisation factor (x * scale is what the SAE reads), for "
                         "SAELens folders saved with normalize_activations=expected_average_only_in")
@@ -94,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="results.json files or run directories from `sae-bench run`")
     p.add_argument("--out", type=Path, required=True, help="report directory")
     p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("export", help="write saved results in another tool's format "
+                                      "(SAEBench: one file per SAE and unit; never loads a model)")
+    p.add_argument("results", nargs="+", type=Path,
+                   help="results.json files or run directories from `sae-bench run`")
+    p.add_argument("--format", required=True, choices=["saebench"],
+                   help="saebench: files that validate against SAEBench's BaseEvalOutput")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
 
     p = sub.add_parser("golden", help="pin a result's scores in a golden file, or check a "
                                       "result against one (score regressions in CI)")
@@ -127,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="documents for --data text")
     p.add_argument("--saelens", type=Path, default=None,
                    help="also write SAELens folder(s) here (input scale folded into weights)")
+    p.add_argument("--dictionary-learning", type=Path, default=None,
+                   help="also write dictionary_learning checkpoint folder(s) here")
+    p.add_argument("--sparsify", type=Path, default=None,
+                   help="also write sparsify folder(s) here (topk only)")
     p.add_argument("--out", type=Path, required=True,
                    help="output .safetensors (one node) or bundle folder (cross-section)")
     p.add_argument("--quiet", action="store_true")

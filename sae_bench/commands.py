@@ -206,6 +206,20 @@ def run_dirs(args) -> list[Path]:
     return [parent / name for name in names]
 
 
+def cmd_export(args) -> int:
+    from sae_bench.export.saebench import export
+    from sae_bench.results import load_result
+
+    paths = [p / "results.json" if p.is_dir() else p for p in args.results]
+    docs = [(load_result(p), p) for p in paths]  # every input is checked before any write
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError(f"--out {args.out} is a file; give a directory for the exported files.")
+    for doc, path in docs:
+        for written in export(doc, path, args.out):
+            print(f"wrote {written}", file=sys.stderr)
+    return 0
+
+
 def cmd_golden(args) -> int:
     from sae_bench.golden import cmd_golden
 
@@ -228,8 +242,9 @@ def cmd_run(args) -> int:
     task = get_task(args.task)
     prompt_counts(args, task)
     # Validate every SAE before the (slower) model load.
-    loaded = [with_canonical_sources(load_sae(path, hook_name=args.hook,
-                                              input_scale=args.input_scale), path)
+    loaded = [with_canonical_sources(with_position(
+        load_sae(path, hook_name=args.hook, input_scale=args.input_scale), args.position, path),
+        path)
               for path in args.sae]
     todo, finished = [], []
     for sae, out_dir in zip(loaded, out_dirs, strict=True):
@@ -244,8 +259,13 @@ def cmd_run(args) -> int:
         cache.commit()  # nothing staged: only clears temp files that killed runs left
         return 0
     progress = Progress(enabled=not args.quiet)
+    flags = model_processing(args.sae, loaded)
     with progress.step(f"loading model {args.model}"):
-        model = load_model(args.model, device=args.device)
+        model = load_model(args.model, device=args.device, processing=flags)
+    if flags is not None and not args.quiet:
+        from sae_bench.processing import describe
+
+        print(f"model weights processed as the SAEs declare: {describe(flags)}", file=sys.stderr)
     ctx = make_context(args, task, model, cache)
     plans = [(resolve_units(ctx, sae), out_dir) for sae, out_dir in todo]
     _tidy(finished)  # every SAE is valid: from here on, writing is what the command does
@@ -260,6 +280,30 @@ def cmd_run(args) -> int:
             print(summary)
             print(f"\nwrote {out_dir / 'results.json'}", file=sys.stderr)
     return 0
+
+
+def with_position(loaded, position: str | None, path):
+    """`--position ROLE`: score a single SAE at one task role instead of all of them."""
+    from sae_bench.sae import SAEBundle
+
+    if position is None:
+        return loaded
+    if isinstance(loaded, SAEBundle):
+        raise UserError(f"--position does not apply to the bundle {path}: each of its entries "
+                        "names its node (HOOK[:HEAD]@ROLE); drop --position.")
+    return loaded.replace(position=position)
+
+
+def model_processing(paths, loaded):
+    """The weight processing the SAEs were trained on (None: the model's default)."""
+    from sae_bench import processing
+    from sae_bench.sae import SAEBundle
+
+    declarations = []
+    for path, sae in zip(paths, loaded, strict=True):
+        members = list(sae.values()) if isinstance(sae, SAEBundle) else [sae]
+        declarations += [(str(path), m.metadata) for m in members]
+    return processing.required(declarations)
 
 
 def evaluate_and_write(ctx: EvalContext, units, out_dir: Path, args) -> str:
@@ -308,6 +352,8 @@ def _completed(path: Path, loaded, task, args) -> bool:
     p = doc.provenance
     members = list(loaded.values()) if isinstance(loaded, SAEBundle) else [loaded]
     same_saes = {s.sha256 for s in doc.saes} == {m.sha256 for m in members}
+    if getattr(args, "position", None) is not None:
+        same_saes = same_saes and all(s.node.endswith(f"@{args.position}") for s in doc.saes)
     return (p.task_version == task.version and p.model == args.model and p.seed == args.seed
             and (p.n_fit, p.n_eval) == prompt_counts(args, task) and same_saes
             and doc.comparator == args.comparator)

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from sae_bench.errors import UserError
-from sae_bench.models import load_model
+from sae_bench.models import DEFAULT_PROCESSING, load_model
 from sae_bench.nodes import Node, node_width
 from sae_bench.outputs import check_output_dir, check_output_file
 from sae_bench.patching import collect_activations
@@ -63,6 +63,9 @@ def cmd_train_sae(args) -> int:
     if args.k is not None and args.k > args.d_sae:
         raise UserError(f"--k {args.k} is more than --d-sae {args.d_sae} latents; give "
                         f"--k <= {args.d_sae}.")
+    if getattr(args, "sparsify", None) is not None and args.arch != "topk":
+        raise UserError(f"--sparsify writes TopK SAEs only; drop it or use --arch topk "
+                        f"(got --arch {args.arch}).")
     out = Path(args.out)
     if args.node is not None:
         nodes = [Node.parse(args.node)]
@@ -80,8 +83,9 @@ def cmd_train_sae(args) -> int:
             raise unknown_name("cross-section", args.cross_section, by_name)
         nodes = list(by_name[args.cross_section].nodes)
         check_output_dir(out, "--out")
-    if args.saelens is not None:
-        check_output_dir(args.saelens, "--saelens")
+    for flag in ("saelens", "dictionary_learning", "sparsify"):
+        if getattr(args, flag, None) is not None:
+            check_output_dir(getattr(args, flag), f"--{flag.replace('_', '-')}")
     progress = Progress(enabled=not args.quiet)
     model = load_model(args.model, device=args.device)
     for node in nodes:
@@ -98,16 +102,31 @@ def cmd_train_sae(args) -> int:
     else:
         acts = {n: text_activations(model, args.model, n, args.n_docs, args.seed) for n in nodes}
     saes = {}
+    # Record the weight processing of the model the SAE saw, so that `run` (and SAELens, via
+    # model_from_pretrained_kwargs) load the model the same way.
+    flags = DEFAULT_PROCESSING.get(args.model)
     for node in nodes:
-        saes[node] = train_sae(acts[node], settings, hook_name=node.hook, head=node.head,
-                               position=node.position, progress=progress)
-    if args.saelens is not None:
-        from sae_bench.sae.saelens import save_saelens
+        sae = train_sae(acts[node], settings, hook_name=node.hook, head=node.head,
+                        position=node.position, progress=progress)
+        if flags is not None:
+            sae = sae.replace(metadata={**sae.metadata, "model_processing": dict(flags)})
+        saes[node] = sae
+    from sae_bench.sae.library_save import save_dictionary_learning, save_sparsify
+    from sae_bench.sae.saelens_save import save_saelens
 
+    writers = [
+        ("SAELens", args.saelens, lambda sae, d: save_saelens(sae, d, model_name=args.model)),
+        ("dictionary_learning", args.dictionary_learning,
+         lambda sae, d: save_dictionary_learning(sae, d, lm_name=args.model)),
+        ("sparsify", args.sparsify, save_sparsify),
+    ]
+    for label, root, write in writers:
+        if root is None:
+            continue
         for i, node in enumerate(nodes):
-            folder = args.saelens if len(nodes) == 1 else args.saelens / f"node{i:02d}"
-            save_saelens(saes[node], folder)
-            print(f"wrote SAELens folder {folder}", file=sys.stderr)
+            folder = root if len(nodes) == 1 else root / f"node{i:02d}"
+            write(saes[node], folder)
+            print(f"wrote {label} folder {folder}", file=sys.stderr)
     if args.node is not None:
         save_native(saes[nodes[0]], out)
         print(f"wrote {out}", file=sys.stderr)

@@ -5,13 +5,21 @@ unless the user asks for a hub model.
 - ``gpt2-random``: a randomly initialised GPT-2-Small-shaped model with GPT-2's real tokenizer
   (shipped), for offline tests and benchmarks of shapes, hooks and speed. Not an IOI solver.
 - ``ioi-tiny``: the small IOI-solving transformer this project trains and ships.
+
+Weight processing (`sae_bench.processing`): ``gpt2`` loads with any TransformerLens processing
+(default: the paper's); ``gpt2-random`` builds a raw (LN, random biases) model and applies the
+requested processing, so raw-vs-processed behaviour can be tested offline. ``ioi-tiny`` ships
+only its processed weights (the paper's processing), so it offers nothing else.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from importlib import resources
+from typing import Any
 
+from sae_bench import processing as proc
 from sae_bench.errors import UserError, unknown_name
 
 
@@ -61,11 +69,34 @@ def use_fused_gelu(model):
     return model
 
 
-def load_gpt2_random(device: str = "cpu", seed: int = 0):
+def load_gpt2_random(device: str = "cpu", seed: int = 0, processing: proc.Processing | None = None):
+    """A random GPT-2-Small-shaped model.
+
+    Without `processing`: the LNPre model of `gpt2_small_config` (the benchmarks' model). With
+    one: a raw model with LayerNorm weights and every bias random (so each transform has something
+    to change), processed by TransformerLens' own `process_weights_`.
+    """
+    import torch
     from transformer_lens import HookedTransformer
 
-    model = HookedTransformer(
-        gpt2_small_config(seed), tokenizer=gpt2_tokenizer(), move_to_device=False
+    if processing is None:
+        model = HookedTransformer(
+            gpt2_small_config(seed), tokenizer=gpt2_tokenizer(), move_to_device=False
+        )
+        return use_fused_gelu(model.to(device, print_details=False).eval())
+    cfg = gpt2_small_config(seed)
+    cfg.normalization_type = "LN"
+    model = HookedTransformer(cfg, tokenizer=gpt2_tokenizer(), move_to_device=False)
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, param in sorted(model.named_parameters()):
+            if name.endswith(".w"):  # LayerNorm scales around 1
+                param.copy_(1 + 0.2 * torch.randn(param.shape, generator=gen))
+            elif name.endswith(".b") or ".b_" in name or name.startswith("b_"):
+                param.copy_(0.1 * torch.randn(param.shape, generator=gen))
+    # process_weights_ lacks fold_value_biases; this is what it wraps, with every flag.
+    model.load_and_process_state_dict(
+        {k: v.detach().clone() for k, v in model.state_dict().items()}, **processing
     )
     return use_fused_gelu(model.to(device, print_details=False).eval())
 
@@ -87,7 +118,7 @@ def _gpt2_cached() -> bool:
     return isinstance(try_to_load_from_cache("gpt2", "config.json"), str)
 
 
-def load_gpt2(device: str = "cpu"):
+def load_gpt2(device: str = "cpu", processing: proc.Processing | None = None):
     offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
     if not _gpt2_cached() and (offline or not _hub_reachable()):
         raise UserError(
@@ -98,15 +129,10 @@ def load_gpt2(device: str = "cpu"):
     from transformer_lens import HookedTransformer
 
     try:
-        # The paper's processing: it changes the basis of q/k/v/z, so l2-based steps depend on it.
-        model = HookedTransformer.from_pretrained(
-            "gpt2",
-            device=device,
-            fold_ln=True,
-            center_writing_weights=True,
-            center_unembed=True,
-            refactor_factored_attn_matrices=True,
-        )
+        # Default: the paper's processing (it changes the basis of q/k/v/z, so l2-based steps
+        # depend on it); an SAE that declares another gets the model it was trained on.
+        flags = proc.PAPER if processing is None else processing
+        model = HookedTransformer.from_pretrained_no_processing("gpt2", device=device, **flags)
     except OSError as exc:  # download interrupted, cache corrupt, ...
         raise UserError(
             f"could not load GPT-2 Small from the Hugging Face hub ({exc.__class__.__name__}); "
@@ -115,20 +141,34 @@ def load_gpt2(device: str = "cpu"):
     return use_fused_gelu(model.eval())
 
 
-def load_ioi_tiny(device: str = "cpu"):
+def load_ioi_tiny(device: str = "cpu", processing: proc.Processing | None = None):
     from sae_bench.ioi_tiny.model import load
 
+    if processing is not None and not proc.equivalent(processing, proc.PAPER):
+        raise UserError(
+            f"the SAE was trained on a model processed as {proc.describe(processing)}, but "
+            f"ioi-tiny ships only weights processed as {proc.describe(proc.PAPER)}; use an SAE "
+            "trained on ioi-tiny as shipped (e.g. `sae-bench train-sae`)."
+        )
     return load(device=device).eval()
 
 
-_MODELS = {
+_MODELS: dict[str, Callable[..., Any]] = {
     "gpt2": load_gpt2,
     "gpt2-random": load_gpt2_random,
     "ioi-tiny": load_ioi_tiny,
 }
+# The processing each model is loaded with when no SAE asks for another (None: gpt2-random's
+# benchmark model, which is built processed-shaped rather than processed).
+DEFAULT_PROCESSING: dict[str, proc.Processing | None] = {
+    "gpt2": proc.PAPER, "gpt2-random": None, "ioi-tiny": proc.PAPER,
+}
 
 
-def load_model(name: str, device: str = "cpu"):
+def load_model(name: str, device: str = "cpu", processing: proc.Processing | None = None):
+    """Load a model by name; `processing` (TransformerLens flags) when an SAE declares one."""
     if name not in _MODELS:
         raise unknown_name("model", name, _MODELS)
-    return _MODELS[name](device=device)
+    if processing is None:
+        return _MODELS[name](device=device)
+    return _MODELS[name](device=device, processing=processing)

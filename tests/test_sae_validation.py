@@ -196,18 +196,44 @@ def write_saelens(folder: Path, cfg: dict, weights: dict[str, torch.Tensor]) -> 
 def test_saelens_errors(tmp_path: Path) -> None:
     folder = write_saelens(tmp_path / "a", {"architecture": "transcoder"}, tensors())
     message = load_error(folder)
-    assert "unknown SAELens architecture 'transcoder'" in message
+    assert "architecture 'transcoder' cannot be scored: it is a transcoder" in message
+    folder = write_saelens(tmp_path / "a2", {"architecture": "sparse_magic"}, tensors())
+    assert "unknown SAELens architecture 'sparse_magic'" in load_error(folder)
     folder = write_saelens(tmp_path / "b", {"architecture": "jumprelu"}, tensors())
     assert "missing tensor(s) 'threshold'" in load_error(folder)
     folder = write_saelens(tmp_path / "c", {"architecture": "topk"}, tensors())
     assert "a topk SAE needs 'k' in cfg.json" in load_error(folder)
     folder = write_saelens(tmp_path / "d", {"normalize_activations": "expected_average_only_in"},
                            tensors())
-    assert "scaling factor is not stored" in load_error(folder)
+    assert "scaling factor is stored nowhere" in load_error(folder)
     folder = write_saelens(tmp_path / "e", {"normalize_activations": "layer_norm"}, tensors())
-    assert "rescales each input separately" in load_error(folder)
+    assert "rescales each input by its own norm" in load_error(folder)
     folder = write_saelens(tmp_path / "f", {"d_in": 7}, tensors())
     assert "cfg.json says d_in=7" in load_error(folder)
+
+
+@pytest.mark.parametrize("cfg, weights, expected", [
+    # issue 13, point 5: each was a crash or a silent misreading
+    ({"normalize_activations": "expected_average_only_in", "norm_scaling_factor": "big"}, {},
+     "norm_scaling_factor='big' must be a finite number > 0"),
+    ({"normalize_activations": "expected_average_only_in", "norm_scaling_factor": [1.0]}, {},
+     "must be a finite number > 0"),
+    ({}, {"scaling_factor": torch.ones(3, 3)}, "'scaling_factor' has shape [3, 3]"),
+    ({}, {"scaling_factor": torch.ones(D_SAE, dtype=torch.int32)}, "dtype torch.int32"),
+    ({"apply_b_dec_to_input": "maybe"}, {}, "apply_b_dec_to_input='maybe' must be true or false"),
+    ({"apply_b_dec_to_input": 0}, {}, "must be true or false"),
+    ({"normalize_activations": 3}, {}, "normalize_activations=3 must be a string"),
+])
+def test_saelens_bad_cfg_values(tmp_path: Path, cfg, weights, expected) -> None:
+    folder = write_saelens(tmp_path / "s", cfg, {**tensors(), **weights})
+    assert expected in load_error(folder)
+
+
+def test_saelens_apply_b_dec_string_false_is_false(tmp_path: Path) -> None:
+    folder = write_saelens(tmp_path / "s", {"apply_b_dec_to_input": "false"}, tensors())
+    assert load_sae(folder).apply_b_dec_to_input is False
+    folder = write_saelens(tmp_path / "t", {"apply_b_dec_to_input": "True"}, tensors())
+    assert load_sae(folder).apply_b_dec_to_input is True
 
 
 def test_dictionary_learning_errors(tmp_path: Path) -> None:

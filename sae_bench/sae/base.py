@@ -158,6 +158,15 @@ class SAE:
         """Refuse an SAE whose input width differs from the node it is applied at."""
         if int(width) != self.d_in:
             source = f" ({self.source_path})" if self.source_path else ""
+            if ":" in node_name.split("@")[0] and self.d_in % int(width) == 0:
+                # A concatenated-heads SAE (e.g. SAELens' gpt2-small-hook-z-kk) at one head.
+                layer = node_name.split(":")[0] + "@" + node_name.split("@")[-1]
+                raise UserError(
+                    f"SAE{source} reads all {self.d_in // int(width)} heads concatenated "
+                    f"(d_in={self.d_in}) but node {node_name} is one head (width {width}); "
+                    f"score it at the layer node {layer} (drop the head): a head's slice is not "
+                    "exact, since every latent's pre-activation sums over all heads."
+                )
             raise UserError(
                 f"SAE{source} has d_in={self.d_in} but node {node_name} has width {width}; "
                 "use an SAE trained on this hook (and head), or pick the matching node."

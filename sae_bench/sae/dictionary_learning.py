@@ -21,8 +21,10 @@ transposes):
 - ``JumpReluAutoEncoder``: ``W_enc``, ``b_enc``, ``W_dec``, ``b_dec``, ``threshold``; the library
   loads it with ``apply_b_dec_to_input=False`` -> jumprelu without input centring.
 
-Saved SAEs already work on raw activations: when trained with ``normalize_activations`` the
-library rescales the biases back before writing ``ae.pt``, so input_scale is 1.
+An uncalibrated BatchTopK threshold (the library's −1 placeholder) is refused, not scored as a
+dense ReLU SAE. Saved SAEs already work on raw activations: when trained with
+``normalize_activations`` the library rescales the biases back before writing ``ae.pt``, so
+input_scale is 1.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sae_bench import processing
 from sae_bench.errors import UserError, unknown_name
 from sae_bench.sae.base import SAE
 from sae_bench.sae.files import (
@@ -76,11 +79,16 @@ def load_dictionary_learning(path: Path, *, hook_name: str | None = None) -> SAE
     state, scalars = split_state_dict(read_torch(weights_path), weights_path)
     parts = _CONVERTERS[dict_class](_StateDict(state, weights_path), trainer)
     _check_dims(trainer, parts["W_enc"], config_path)
-    file_hook = from_dictionary_learning(trainer.get("submodule_name"))
+    # Files written by our exporter (library_save) name hooks the library has no word for.
+    file_hook = trainer.get("sae_bench_hook_name") or from_dictionary_learning(
+        trainer.get("submodule_name"))
+    head = trainer.get("sae_bench_head")
     metadata: dict[str, Any] = {key: trainer[key] for key in _KEPT_TRAINER if key in trainer}
     metadata.update(parts.pop("metadata", {}))
     metadata.update(
         dict_class=dict_class,
+        # the library trains on raw Hugging Face hidden states (nnsight), unprocessed
+        model_processing=_processing(trainer, config_path),
         hook_name_source="override" if hook_name is not None else ("file" if file_hook else None),
     )
     hashes = {WEIGHTS_FILE: sha256_file(weights_path), CONFIG_FILE: sha256_file(config_path)}
@@ -88,6 +96,7 @@ def load_dictionary_learning(path: Path, *, hook_name: str | None = None) -> SAE
     return SAE(
         **parts,
         hook_name=hook_name if hook_name is not None else file_hook,
+        head=as_int(head, f"{config_path}: sae_bench_head") if head is not None else None,
         format=FORMAT_NAME,
         source_path=str(weights_path),
         sha256=combined_sha256(hashes),
@@ -198,9 +207,16 @@ def _matryoshka(sd: _StateDict, trainer: dict[str, Any]) -> Parts:
 
 def _batch_threshold(sd: _StateDict) -> Parts:
     threshold = sd["threshold"]
-    # -1 is the library's "never calibrated" value: every positive latent then passes.
-    uncalibrated = bool((threshold < 0).all())
-    return {"threshold": threshold, "metadata": {"threshold_uncalibrated": uncalibrated}}
+    # -1 is the library's "never calibrated" value (the trainer sets it from threshold_start_step
+    # on): every positive latent would pass, scoring a dense ReLU SAE under a BatchTopK name.
+    # SAEBench refuses such checkpoints too.
+    if bool((threshold < 0).any()):
+        raise UserError(
+            f"{sd.path}: the BatchTopK threshold was never calibrated ({float(threshold.min()):g} "
+            "< 0: training stopped before the trainer's threshold_start_step), so encoding would "
+            "keep every positive latent; use a checkpoint saved after threshold_start_step."
+        )
+    return {"threshold": threshold}
 
 
 def _jumprelu(sd: _StateDict, trainer: dict[str, Any]) -> Parts:
@@ -232,3 +248,12 @@ def _check_dims(trainer: dict[str, Any], W_enc: Tensor, config_path: Path) -> No
                 f"{config_path}: trainer.{key}={trainer[key]} but the weights give {actual}; "
                 "config.json and ae.pt come from different runs."
             )
+
+
+def _processing(config: dict[str, Any], path: Path) -> dict[str, bool] | None:
+    """Raw, as the library trains; our exports (library_save) carry their own declaration, or
+    none when the SAE declared none."""
+    if "sae_bench_hook_name" in config:
+        declared = config.get("sae_bench_model_processing")
+        return None if declared is None else processing.parse(declared, str(path))
+    return dict(processing.RAW)

@@ -8,7 +8,8 @@ Detection (a file, or a folder by its contents):
 - folder with ``bundle.json`` or any other ``*.json`` file: bundle manifest;
 - folder with ``cfg.json`` + ``sae_weights.safetensors``: SAELens;
 - folder with ``cfg.json`` + ``sae.safetensors``: sparsify;
-- folder with ``ae.pt`` (+ ``config.json``): dictionary_learning.
+- folder with ``ae.pt`` (+ ``config.json``): dictionary_learning;
+- ``saelens:RELEASE/SAE_ID``: a public SAE by name, through SAELens' loader.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sae_bench.errors import UserError, unknown_name
-from sae_bench.sae import bundle, dictionary_learning, native, saelens, sparsify
+from sae_bench.sae import bundle, dictionary_learning, native, saelens, saelens_hub, sparsify
 from sae_bench.sae.base import SAE
 from sae_bench.sae.bundle import SAEBundle
 from sae_bench.sae.files import describe_dir
@@ -45,8 +46,11 @@ def load_sae(
 
     `hook_name` overrides the hook the file names (or supplies one it lacks); `input_scale`
     overrides the activation normalisation constant; `format_name` skips detection. Every
-    problem with the input is a one-line `UserError`.
+    problem with the input is a one-line `UserError`. ``saelens:RELEASE/SAE_ID`` loads a public
+    SAE through SAELens (the interop extra; see `saelens_hub`).
     """
+    if format_name is None and saelens_hub.is_named(path):
+        return saelens_hub.load_named(str(path), hook_name=hook_name, input_scale=input_scale)
     path = Path(path)
     if format_name is None:
         format_name, path = detect_format(path)

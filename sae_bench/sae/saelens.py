@@ -1,23 +1,25 @@
 """SAELens folders: ``cfg.json`` + ``sae_weights.safetensors`` (SAELens 3.x-6.x layouts).
 
-Mapping decisions (checked against SAELens' sae.py, *_sae.py and pretrained_sae_loaders.py):
+Mapping decisions (checked against SAELens 6.54's saes/*.py, loading/pretrained_sae_loaders.py and
+training/activation_scaler.py, and round-tripped through the library in tests/test_interop.py):
 
 - architecture ``standard`` -> relu; ``standard`` with ``activation_fn[_str] == "topk"`` (pre-6.0
   configs) -> topk with ``activation_fn_kwargs.k``; ``gated``/``jumprelu``/``topk`` as named;
-  ``batchtopk`` (a training checkpoint; SAELens saves inference BatchTopK as jumprelu) ->
-  batchtopk with its scalar ``topk_threshold``.
+  ``batchtopk`` and ``matryoshka_batchtopk`` (training checkpoints; SAELens' inference form of
+  both is jumprelu with the learned threshold, and the Matryoshka prefixes only shape training)
+  -> batchtopk with the scalar ``topk_threshold``.
 - hook name and head: ``metadata.hook_name`` / ``metadata.hook_head_index`` (6.x), else the
   top-level ``hook_name`` / ``hook_point`` and ``hook_head_index`` / ``hook_point_head_index``.
-- ``apply_b_dec_to_input`` defaults to true, as in SAELens.
-- ``normalize_activations``: ``none`` (or false/null) -> input_scale 1; ``expected_average_only_in``
-  (or true) means the weights expect ``x * s`` with a dataset constant s that SAELens does *not*
-  store in the folder, so it must come from ``norm_scaling_factor`` in cfg.json or the caller;
-  ``constant_norm_rescale`` / ``layer_norm`` are per-input normalisations the contract cannot
-  express and are refused.
+- ``apply_b_dec_to_input`` defaults to true, as in SAELens; it must be a boolean (or the string
+  "true"/"false"): ``bool("false")`` would silently be True.
+- normalisation (``normalize_activations``, ``norm_scaling_factor``, ``activation_scaler.json``,
+  covariance whitening): see `saelens_scaling`.
 - ``scaling_factor`` (old "finetuning scaling factor", multiplies latents before W_dec) is folded
   into W_dec; ``rescale_acts_by_decoder_norm`` (topk) is folded into W_enc/b_enc/W_dec. Both folds
   leave encode/decode unchanged.
 - ``log_threshold`` (training checkpoints) -> ``threshold = exp(log_threshold)``.
+- the model's processing (``metadata.model_from_pretrained_kwargs``) is kept as
+  ``model_processing`` so the benchmark runs the model the way the SAE saw it (`processing`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from typing import Any
 
 import torch
 
+from sae_bench import processing
 from sae_bench.errors import UserError, unknown_name
+from sae_bench.sae import saelens_scaling as scaling
 from sae_bench.sae.base import SAE
 from sae_bench.sae.files import (
     as_int,
@@ -36,13 +40,24 @@ from sae_bench.sae.files import (
     read_safetensors,
     sha256_file,
 )
+from sae_bench.sae.validation import shape_str
 
 FORMAT_NAME = "saelens"
 CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
 _ARCHITECTURES = {
     "standard": "relu", "gated": "gated", "jumprelu": "jumprelu", "topk": "topk",
-    "batchtopk": "batchtopk",
+    "batchtopk": "batchtopk", "matryoshka_batchtopk": "batchtopk",
+}
+# SAELens architectures that are not sparse autoencoders of one activation (or whose encoder
+# is not one of ours), with the reason they are refused.
+_REFUSED = {
+    "transcoder": "it is a transcoder (reads one hook, writes another), not an SAE",
+    "skip_transcoder": "it is a transcoder with a skip connection, not an SAE",
+    "jumprelu_transcoder": "it is a transcoder (reads one hook, writes another), not an SAE",
+    "temporal": "its encoder attends over earlier tokens, so a latent depends on the context",
+    "matching_pursuit": "its latents come from an iterative pursuit, not one encoder pass",
+    "abstopk": "it keeps the k largest |pre-activations| and so has negative latents",
 }
 _KEPT_CFG = (
     "model_name", "hook_layer", "dataset_path", "context_size", "prepend_bos", "dtype",
@@ -62,6 +77,10 @@ def load_saelens(
         meta = {}
 
     saelens_arch = str(cfg.get("architecture") or "standard")
+    if saelens_arch in _REFUSED:
+        raise UserError(f"{cfg_path}: SAELens architecture {saelens_arch!r} cannot be scored: "
+                        f"{_REFUSED[saelens_arch]}; use an SAE of one of "
+                        f"{', '.join(_ARCHITECTURES)}.")
     if saelens_arch not in _ARCHITECTURES:
         err = unknown_name("SAELens architecture", saelens_arch, _ARCHITECTURES)
         raise UserError(f"{cfg_path}: {err} Only these can be loaded.")
@@ -75,6 +94,8 @@ def load_saelens(
             f"{cfg_path}: activation function {activation_fn!r} is not supported (relu, topk)."
         )
     k = cfg.get("k", fn_kwargs.get("k") if isinstance(fn_kwargs, dict) else None)
+    apply_b_dec = processing.as_bool(cfg.get("apply_b_dec_to_input", True),
+                                     f"{cfg_path}: apply_b_dec_to_input")
 
     weights = _weights(arch, tensors, weights_path, k)
     _check_dims(cfg, weights["W_enc"], cfg_path)
@@ -87,24 +108,34 @@ def load_saelens(
 
     file_hook = meta.get("hook_name") or cfg.get("hook_name") or cfg.get("hook_point")
     head = meta.get("hook_head_index", cfg.get("hook_head_index", cfg.get("hook_point_head_index")))
-    normalize = _normalize_mode(cfg.get("normalize_activations"))
-    scale = _input_scale(normalize, cfg, input_scale, cfg_path)
+    normalize = scaling.normalize_mode(cfg.get("normalize_activations"), cfg_path)
+    scale = scaling.input_scale(normalize, cfg, input_scale, folder)
+    if normalize == "covariance_whitening":
+        scaling.fold_whitening(weights, folder, apply_b_dec)
 
     metadata: dict[str, Any] = {
         key: meta.get(key, cfg.get(key)) for key in _KEPT_CFG if key in meta or key in cfg
     }
+    kwargs = meta.get("model_from_pretrained_kwargs", cfg.get("model_from_pretrained_kwargs"))
+    # SAELens loads models with from_pretrained_no_processing(**kwargs): none given means raw.
+    # Our own exports of an SAE that declared nothing leave it undeclared (saelens_save).
+    undeclared = kwargs is None and meta.get("exported_by") == "principled-sae-bench"
     metadata.update(
         saelens_architecture=saelens_arch, normalize_activations=normalize,
         hook_name_source=_hook_source(hook_name, file_hook),
+        model_processing=None if undeclared else processing.from_kwargs(kwargs, f"{cfg_path}"),
     )
     hashes = {CFG_FILE: sha256_file(cfg_path), WEIGHTS_FILE: sha256_file(weights_path)}
+    for extra in (scaling.SCALER_FILE, scaling.WHITENING_FILE):
+        if (folder / extra).exists() and normalize != "none":
+            hashes[extra] = sha256_file(folder / extra)
     return SAE(
         **weights,
         architecture=arch,
         hook_name=hook_name if hook_name is not None else (file_hook or None),
         head=as_int(head, f"{cfg_path}: hook_head_index") if head is not None else None,
         input_scale=scale,
-        apply_b_dec_to_input=bool(cfg.get("apply_b_dec_to_input", True)),
+        apply_b_dec_to_input=apply_b_dec,
         k=k if arch in ("topk", "batchtopk") else None,
         format=FORMAT_NAME,
         source_path=str(folder),
@@ -140,10 +171,18 @@ def _weights(arch: str, tensors: dict[str, torch.Tensor], path: Path, k: Any) ->
         out["b_enc"] = tensors["b_enc"]
     if threshold is not None and arch in ("jumprelu", "batchtopk"):
         out["threshold"] = threshold
-    scaling = tensors.get("scaling_factor", tensors.get("finetuning_scaling_factor"))
-    if scaling is not None and not torch.allclose(scaling, torch.ones_like(scaling)):
-        # SAELens decodes (f * scaling_factor) @ W_dec: the same map as f @ (diag(s) W_dec).
-        out["W_dec"] = out["W_dec"] * scaling.to(out["W_dec"].dtype).reshape(-1, 1)
+    factor = tensors.get("scaling_factor", tensors.get("finetuning_scaling_factor"))
+    if factor is not None:
+        d_sae = int(out["W_dec"].shape[0]) if out["W_dec"].ndim == 2 else -1
+        if not factor.is_floating_point() or factor.numel() not in (1, d_sae):
+            raise UserError(
+                f"{path}: 'scaling_factor' has shape {shape_str(factor.shape)} and dtype "
+                f"{factor.dtype}; SAELens expects a float [d_sae={d_sae}] (or one number). "
+                "Re-save the SAE with SAELens."
+            )
+        if not torch.allclose(factor, torch.ones_like(factor)):
+            # SAELens decodes (f * scaling_factor) @ W_dec: the same map as f @ (diag(s) W_dec).
+            out["W_dec"] = out["W_dec"] * factor.to(out["W_dec"].dtype).reshape(-1, 1)
     return out
 
 
@@ -167,82 +206,7 @@ def _check_dims(cfg: dict[str, Any], W_enc: torch.Tensor, cfg_path: Path) -> Non
             )
 
 
-def _normalize_mode(value: Any) -> str:
-    if value is None or value is False:
-        return "none"
-    if value is True:
-        return "expected_average_only_in"  # pre-6.0 boolean meaning, as SAELens maps it
-    return str(value)
-
-
-def _input_scale(mode: str, cfg: dict[str, Any], override: float | None, cfg_path: Path) -> float:
-    if mode == "none":
-        return 1.0 if override is None else override
-    if mode == "expected_average_only_in":
-        if override is not None:
-            return override
-        if cfg.get("norm_scaling_factor") is not None:
-            return float(cfg["norm_scaling_factor"])
-        raise UserError(
-            f"{cfg_path}: normalize_activations='expected_average_only_in' but the scaling "
-            "factor is not stored; add norm_scaling_factor (sqrt(d_in) / mean ||x||) to cfg.json "
-            "or pass input_scale, or fold it into the weights with SAELens."
-        )
-    raise UserError(
-        f"{cfg_path}: normalize_activations={mode!r} rescales each input separately, which "
-        "this benchmark does not support; use an SAE trained with 'none' or "
-        "'expected_average_only_in'."
-    )
-
-
 def _hook_source(override: str | None, from_file: str | None) -> str | None:
     if override is not None:
         return "override"
     return "file" if from_file else None
-
-
-def save_saelens(sae: SAE, folder: Path | str) -> Path:
-    """Write `sae` as a SAELens folder (cfg.json + sae_weights.safetensors).
-
-    SAELens stores no activation scale, so `input_scale` s is folded into the weights:
-    (x·s − b_dec)·W_enc = (x − b_dec/s)·(s·W_enc) and (f·W_dec + b_dec)/s = f·(W_dec/s) + b_dec/s,
-    which leaves encode and decode unchanged. SAELens has no notion of a task position either; the
-    native format keeps it.
-    """
-    import json
-
-    from safetensors.torch import save
-
-    from sae_bench.io import write_bytes_atomic, write_text_atomic
-
-    inverse = {v: k for k, v in _ARCHITECTURES.items()}
-    s = float(sae.input_scale)
-    tensors = {
-        "W_enc": sae.W_enc * s,
-        "W_dec": sae.W_dec / s,
-        "b_dec": sae.b_dec / s,
-    }
-    if sae.architecture == "gated":
-        assert sae.r_mag is not None and sae.b_mag is not None  # validated by the contract
-        tensors.update(b_gate=sae.b_enc, b_mag=sae.b_mag, r_mag=sae.r_mag)
-    else:
-        tensors["b_enc"] = sae.b_enc
-    if sae.threshold is not None and sae.architecture in ("jumprelu", "batchtopk"):
-        tensors["threshold"] = sae.threshold
-    cfg = {
-        "architecture": inverse[sae.architecture],
-        "d_in": sae.d_in,
-        "d_sae": sae.d_sae,
-        "hook_name": sae.hook_name,
-        "hook_head_index": sae.head,
-        "apply_b_dec_to_input": sae.apply_b_dec_to_input,
-        "normalize_activations": "none",
-        "dtype": "float32",
-    }
-    if sae.k is not None:
-        cfg["k"] = int(sae.k)
-    folder = Path(folder)
-    weights = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    write_bytes_atomic(folder / WEIGHTS_FILE, save(weights))
-    write_text_atomic(folder / CFG_FILE, json.dumps(cfg, indent=2) + "\n")
-    return folder

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sae_bench import processing
 from sae_bench.errors import UserError
 from sae_bench.sae.base import SAE
 from sae_bench.sae.files import (
@@ -78,10 +79,14 @@ def load_sparsify(folder: Path, *, hook_name: str | None = None) -> SAE:
             f"[{encoder.shape[0]}, {encoder.shape[1]}] ([num_latents, d_in]); files do not match."
         )
 
-    file_hook = from_hf_module_path(folder.name)
+    # Folders written by our exporter (library_save) name hooks sparsify has no word for.
+    file_hook = cfg.get("sae_bench_hook_name") or from_hf_module_path(folder.name)
+    head = cfg.get("sae_bench_head")
     metadata: dict[str, Any] = {key: cfg[key] for key in _KEPT_CFG if key in cfg}
     metadata.update(
         hookpoint=folder.name,
+        # sparsify trains on raw Hugging Face hidden states: no TransformerLens processing
+        model_processing=_processing(cfg, cfg_path),
         hook_name_source="override" if hook_name is not None else ("file" if file_hook else None),
     )
     hashes = {CFG_FILE: sha256_file(cfg_path), WEIGHTS_FILE: sha256_file(weights_path)}
@@ -94,9 +99,19 @@ def load_sparsify(folder: Path, *, hook_name: str | None = None) -> SAE:
         k=as_int(cfg["k"], f"{cfg_path}: k"),
         apply_b_dec_to_input=True,
         hook_name=hook_name if hook_name is not None else file_hook,
+        head=as_int(head, f"{cfg_path}: sae_bench_head") if head is not None else None,
         format=FORMAT_NAME,
         source_path=str(folder),
         sha256=combined_sha256(hashes),
         file_sha256=hashes,
         metadata=metadata,
     )
+
+
+def _processing(config: dict[str, Any], path: Path) -> dict[str, bool] | None:
+    """Raw, as the library trains; our exports (library_save) carry their own declaration, or
+    none when the SAE declared none."""
+    if "sae_bench_hook_name" in config:
+        declared = config.get("sae_bench_model_processing")
+        return None if declared is None else processing.parse(declared, str(path))
+    return dict(processing.RAW)

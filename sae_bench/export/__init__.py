@@ -1,0 +1,1 @@
+"""Exports of saved results to other tools' formats (never loads a model)."""
