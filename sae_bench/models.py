@@ -5,6 +5,8 @@ unless the user asks for a hub model.
 - ``gpt2-random``: a randomly initialised GPT-2-Small-shaped model with GPT-2's real tokenizer
   (shipped), for offline tests and benchmarks of shapes, hooks and speed. Not an IOI solver.
 - ``ioi-tiny``: the small IOI-solving transformer this project trains and ships.
+- ``ioi-circuit``: a second shipped model, trained on multi-sentence text where IOI shortcuts
+  fail (model card: sae_bench/ioi_circuit/README.md).
 """
 
 from __future__ import annotations
@@ -121,10 +123,17 @@ def load_ioi_tiny(device: str = "cpu"):
     return load(device=device).eval()
 
 
+def load_ioi_circuit(device: str = "cpu"):
+    from sae_bench.ioi_circuit.model import load
+
+    return load(device=device).eval()
+
+
 _MODELS = {
     "gpt2": load_gpt2,
     "gpt2-random": load_gpt2_random,
     "ioi-tiny": load_ioi_tiny,
+    "ioi-circuit": load_ioi_circuit,
 }
 
 

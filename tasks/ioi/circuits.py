@@ -25,9 +25,16 @@ def _heads(hook: str, heads, role: str) -> tuple[Node, ...]:
 
 
 def gpt2_cross_sections() -> list[CrossSection]:
-    nm = GPT2_HEADS["name_mover"] + GPT2_HEADS["backup_name_mover"]
-    si = GPT2_HEADS["s_inhibition"]
-    ind_dt = GPT2_HEADS["induction"] + GPT2_HEADS["duplicate_token"]
+    return paper_cross_sections(
+        GPT2_HEADS["name_mover"] + GPT2_HEADS["backup_name_mover"],
+        GPT2_HEADS["s_inhibition"],
+        GPT2_HEADS["induction"] + GPT2_HEADS["duplicate_token"],
+    )
+
+
+def paper_cross_sections(nm, si, ind_dt) -> list[CrossSection]:
+    """The six cross-sections of Makelov et al. (2024) over given (layer, head) classes: (backup)
+    name movers `nm`, S-inhibition heads `si`, induction and duplicate-token heads `ind_dt`."""
     return [
         CrossSection("bnm_out", _heads("hook_z", nm, "END"), ("IO",),
                      "outputs of the (backup) name movers at END"),

@@ -1,0 +1,271 @@
+"""ioi-circuit's training text: multi-sentence documents in which shortcuts to IOI fail.
+
+ioi-tiny learned "the first two names minus the subject" from one-sentence documents with fixed
+token offsets. Here a document (up to `n_ctx` tokens) mixes, in random order:
+
+- IOI *episodes*: an optional lead-in ("Then,", "Later,", ...), an opening clause with a pair of
+  names (``{A} and {B} went to the {place}.``), a closing clause whose subject repeats one of them
+  (``{C} gave a {object} to``), then the indirect object. Openings and closings combine freely, so
+  the task's three templates are three of ~250 combinations; a few openings and closings are
+  kept out of every episode (`HELD_OUT_OPENINGS`, `HELD_OUT_CLOSINGS`) to test unseen templates.
+- distractor sentences with names that are *not* IOI (``{A} saw {B} at the {place}.``,
+  ``When {A} was at the {place}, {A} found a {object}.``).
+
+Names of a document come from a small cast, so a name often recurs across sentences: the IO of
+one episode may be the S of another or sit in a distractor, so "the name seen once", "the first
+name of the document" or "the names at fixed offsets" are all wrong; only the episode's own
+structure (which name of the *current* pair is repeated by the closing) identifies the answer.
+Filler words (`FILLERS`) are inserted at random points of an episode (not between END and the
+answer), so names sit at every absolute position and the gap between S1 and S2 varies.
+
+Held-out name pairs follow ioi-tiny's rule (`sae_bench.ioi_tiny.corpus.held_out`): they never
+co-occur in a document. All randomness comes from one explicit `torch.Generator`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+
+from sae_bench.ioi_tiny.corpus import FILLER_TEMPLATES, _distinct_allowed
+from sae_bench.ioi_tiny.tokenizer import pieces
+from sae_bench.tasks.ioi.prompts import PREFIX, TEMPLATES
+from sae_bench.tasks.ioi.vocab import NAMES, OBJECTS, PLACES
+
+# The task's templates split at the sentence break into opening and closing (the first ends in
+# "argument." / "{place}.", the closing starts with "Afterwards," or "{C}").
+_TASK_PARTS = tuple(t.split(". ", 1) for t in TEMPLATES)
+TASK_OPENINGS = tuple(o + "." for o, _ in _TASK_PARTS)
+TASK_CLOSINGS = tuple(c for _, c in _TASK_PARTS)
+
+OPENINGS = TASK_OPENINGS + (
+    "{A} and {B} went to the {place}.",
+    "{A} and {B} arrived at the {place}.",
+    "{A} and {B} were at the {place}.",
+    "{A} and {B} found a {object} at the {place}.",
+    "{A} and {B} had a long talk.",
+    "{A} and {B} cooked dinner at the {place}.",
+    "{A} and {B} left the {place} early.",
+    "{A} and {B} were playing at the {place}.",
+    "{A} and {B} had a big fight at the {place}.",
+    "{A} and {B} met at the {place}.",
+    "{A} and {B} walked to the {place}.",
+    "{A} and {B} were reading at the {place}.",
+    "When {A} and {B} went to the {place},",
+    "While {A} and {B} were at the {place},",
+)
+# {IO} marks where the answer goes; text after it completes the sentence.
+CLOSINGS = TASK_CLOSINGS + (
+    "{C} handed the {object} to {IO}.",
+    "{C} passed the {object} to {IO}.",
+    "{C} showed a {object} to {IO}.",
+    "{C} gave it to {IO}.",
+    "Afterwards, {C} wrote a letter to {IO}.",
+    "{C} brought a {object} to {IO}.",
+    "{C} sent a {object} to {IO}.",
+    "{C} threw the {object} to {IO}.",
+    "Later, {C} said sorry to {IO}.",
+    "{C} decided to sell a {object} to {IO}.",
+    "Then {C} gave a {object} to {IO}.",
+    "{C} lent a {object} to {IO}.",
+    "{C} offered a {object} to {IO}.",
+    "{C} gave {IO} a {object}.",
+    "{C} handed {IO} the {object}.",
+)
+# The task closings end at END (" to"); the answer and a full stop follow.
+CLOSINGS = tuple(c if "{IO}" in c else c + " {IO}." for c in CLOSINGS)
+
+# Never part of an episode; their words occur in distractor sentences, so the tokens are trained.
+HELD_OUT_OPENINGS = (
+    "{A} and {B} were eating at the {place}.",
+    "{A} and {B} had a nice time at the {place}.",
+)
+HELD_OUT_CLOSINGS = (
+    "{C} sold the {object} to {IO}.",
+    "Soon, {C} gave the {object} back to {IO}.",
+    "{C} wanted to give a {object} to {IO}.",
+)
+
+LEAD_INS = ("", PREFIX.strip(), "Later,", "Yesterday,", "Today,", "After that,", "Then")
+
+DISTRACTOR_TEMPLATES = FILLER_TEMPLATES + (
+    "{A} saw {B} at the {place}.",
+    "While {A} was eating at the {place}, {B} read a book.",
+    "{A} sold the {object} to a friend.",
+    "{A} had a nice time at the {place}.",
+    "Soon, {A} gave the {object} back.",
+    "{A} wanted to give a {object} to the {place}.",
+    "{A}, {B} and {C} went to the {place}.",
+    "{A} and {B} were friends.",
+)
+
+# Inserted at random points: single tokens that carry no name and no role.
+FILLERS = (" really", " very", " quite", " also", " just", " still", " so", " then", " again",
+           " soon", " today", " well", " now", " there")
+
+_SLOT = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class Document:
+    """One training document. `answer_starts`: character offsets of every episode's answer (the
+    tokens the loss upweights)."""
+
+    text: str
+    family: str
+    answer_starts: tuple[int, ...]
+
+    @property
+    def answer_start(self) -> int | None:
+        return self.answer_starts[0] if self.answer_starts else None
+
+
+def template_pieces(template: str, fill: dict[str, str]) -> tuple[list[str], dict[str, int]]:
+    """Token pieces of a filled template and the piece index of each name slot.
+
+    Literal text is split by the tokenizer's pre-tokenizer (spaces before slots drop out); each
+    slot becomes one piece " value". Returns (pieces, {slot: index of its first occurrence}).
+    """
+    out: list[str] = []
+    where: dict[str, int] = {}
+    last = 0
+    for m in _SLOT.finditer(template):
+        out += pieces(template[last : m.start()])
+        where.setdefault(m.group(1), len(out))
+        out.append(" " + fill[m.group(1)])
+        last = m.end()
+    out += pieces(template[last:])
+    return out, where
+
+
+@dataclass(frozen=True)
+class Episode:
+    """An IOI episode as pieces, with the piece indices of its roles."""
+
+    pieces: list[str]
+    io: int  # IO in the opening
+    s1: int
+    s2: int
+    end: int  # the last piece before the answer
+    answer: int  # the answer piece (IO repeated); end + 1
+
+
+def episode(lead_in: str, opening: str, closing: str, io: str, s: str, abb: bool,
+            fill: dict[str, str]) -> Episode:
+    """Assemble lead-in + opening + closing; {A}, {B} = (IO, S) if `abb` else (S, IO)."""
+    a, b = (io, s) if abb else (s, io)
+    head = pieces(lead_in)
+    op, op_at = template_pieces(opening, {**fill, "A": a, "B": b})
+    cl, cl_at = template_pieces(closing, {**fill, "C": s, "IO": io})
+    first, second = len(head) + op_at["A"], len(head) + op_at["B"]
+    base = len(head) + len(op)
+    answer = base + cl_at["IO"]
+    return Episode(head + op + cl, first if abb else second, second if abb else first,
+                   base + cl_at["C"], answer - 1, answer)
+
+
+def insert_fillers(ep: Episode, slots: list[int], words: list[str]) -> Episode:
+    """Insert `words[i]` before piece `slots[i]` (slot ≤ ep.end: never between END and the answer)
+    and shift the role indices."""
+    out = list(ep.pieces)
+    shift = {k: getattr(ep, k) for k in ("io", "s1", "s2", "end", "answer")}
+    for slot, word in sorted(zip(slots, words, strict=True), reverse=True):
+        out.insert(slot, word)
+        for k, v in shift.items():
+            if v >= slot:
+                shift[k] = v + 1
+    return Episode(out, **shift)
+
+
+class _Draw:
+    """Small integer/uniform draws from one generator (all randomness goes through it)."""
+
+    def __init__(self, gen: torch.Generator):
+        self.gen = gen
+
+    def int(self, n: int) -> int:
+        return int(torch.randint(n, (1,), generator=self.gen))
+
+    def pick(self, seq):
+        return seq[self.int(len(seq))]
+
+    def coin(self, p: float) -> bool:
+        return float(torch.rand(1, generator=self.gen)) < p
+
+
+CAST = 6  # names per document
+TASK_EXACT_SHARE = 0.15  # documents that are exactly one task prompt (what the task evaluates)
+
+
+def _fill(draw: _Draw, cast: list[str]) -> dict[str, str]:
+    names = [cast[i] for i in torch.randperm(len(cast), generator=draw.gen)[:3].tolist()]
+    return {"A": names[0], "B": names[1], "C": names[2], "place": draw.pick(PLACES),
+            "object": draw.pick(OBJECTS), "object2": draw.pick(OBJECTS)}
+
+
+def _document(draw: _Draw, cast: list[str], n_ctx: int, max_fillers: int) -> Document:
+    budget = n_ctx - 2  # <bos> and <eos>
+    sentences: list[tuple[list[str], int | None]] = []  # (pieces, answer piece index)
+    used = 0
+    if draw.coin(TASK_EXACT_SHARE):
+        t = draw.int(len(TEMPLATES))
+        f = _fill(draw, cast)
+        ep = episode(PREFIX.strip(), TASK_OPENINGS[t], TASK_CLOSINGS[t] + " {IO}.", f["A"],
+                     f["B"], draw.coin(0.5), f)
+        sentences.append((ep.pieces, ep.answer))
+        used = len(ep.pieces)
+    while True:
+        f = _fill(draw, cast)
+        if draw.coin(0.4):
+            piece_list, answer = template_pieces(draw.pick(DISTRACTOR_TEMPLATES), f)[0], None
+        else:
+            ep = episode(draw.pick(LEAD_INS), draw.pick(OPENINGS), draw.pick(CLOSINGS),
+                         f["A"], f["B"], draw.coin(0.5), f)
+            k = draw.int(max_fillers + 1)
+            slots = [draw.int(ep.end + 1) for _ in range(k)]
+            ep = insert_fillers(ep, slots, [draw.pick(FILLERS) for _ in range(k)])
+            piece_list, answer = ep.pieces, ep.answer
+        if used + len(piece_list) > budget:
+            break
+        sentences.append((piece_list, answer))
+        used += len(piece_list)
+    text, starts = "", []
+    for piece_list, answer in sentences:
+        for j, piece in enumerate(spaced(piece_list, first=not text)):
+            if j == answer:
+                starts.append(len(text))
+            text += piece
+    return Document(text, "episodes", tuple(starts))
+
+
+def spaced(piece_list: list[str], *, first: bool) -> list[str]:
+    """Give every word a leading space, except a document's very first piece: joining clauses
+    and inserting fillers must not glue two words into one (unknown) token."""
+    return [p if (j == 0 and first) or not p[0].isalpha() else " " + p
+            for j, p in enumerate(piece_list)]
+
+
+def sample_documents(n: int, gen: torch.Generator, *, n_ctx: int = 96,
+                     max_fillers: int = 8) -> list[Document]:
+    """`n` documents drawn i.i.d., each at most `n_ctx` tokens with <bos> and <eos>."""
+    casts = _distinct_allowed(n, CAST, gen)
+    draw = _Draw(gen)
+    return [_document(draw, [NAMES[int(j)] for j in casts[i]], n_ctx, max_fillers)
+            for i in range(n)]
+
+
+def vocabulary() -> list[str]:
+    """Every token the corpus (and the stress prompts) can produce, in a fixed order: names,
+    objects, places (leading space), fillers, then template words in first-seen order, each word
+    also with a leading space (a sentence-initial word follows the previous sentence)."""
+    words = [" " + w for w in (*NAMES, *OBJECTS, *PLACES)] + list(FILLERS)
+    templates = (*OPENINGS, *CLOSINGS, *HELD_OUT_OPENINGS, *HELD_OUT_CLOSINGS, *LEAD_INS,
+                 *DISTRACTOR_TEMPLATES)
+    for template in templates:
+        for piece in pieces(_SLOT.sub("\n", template)):  # a break, so words never merge
+            words.append(piece)
+            if not piece.startswith(" ") and piece[0].isalpha():
+                words.append(" " + piece)
+    return list(dict.fromkeys(words))
