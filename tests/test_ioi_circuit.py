@@ -67,7 +67,8 @@ def test_held_out_templates_never_occur_in_training_text():
     assert not set(held) & set(corpus.OPENINGS + corpus.CLOSINGS)
     # Without fillers a held-out clause would appear verbatim; distractor sentences reuse its
     # words (so their tokens are trained) but never the clause itself.
-    docs = corpus.sample_documents(400, torch.Generator().manual_seed(2), max_fillers=0)
+    docs = corpus.sample_documents(400, torch.Generator().manual_seed(2),
+                                   mix=corpus.Mix(max_fillers=0))
     for part in held:
         literals = corpus._SLOT.split(part)[::2]  # split() interleaves literals and slot names
         pattern = re.compile(r"\w+".join(re.escape(x) for x in literals))
@@ -148,3 +149,20 @@ def test_shipped_assets_are_small_and_match_the_recipe(model):
     assert model.cfg.n_ctx >= 64 and model.cfg.normalization_type == "LNPre"
     tok = load_tokenizer(folder / "tokenizer.json")
     assert tok.get_vocab() == build_tokenizer(corpus.vocabulary()).get_vocab()
+
+
+@pytest.fixture(scope="module")
+def behaviour_metrics(model):
+    with fixed_threads(1):  # on a busy 2-core machine, 2 torch threads are many times slower
+        return behaviour.behaviour_metrics(model, n=300, seed=1)
+
+
+def test_shipped_model_meets_the_behaviour_floors(behaviour_metrics):
+    for name in ("task_all", "task_held_out_pairs", "fillers", "in_context"):
+        assert behaviour_metrics[name]["accuracy"] >= 0.95, name
+        assert behaviour_metrics[name]["mean_logit_diff"] >= 3.0, name
+    for name in ("fillers", "in_context"):
+        assert behaviour_metrics[name]["held_out_accuracy"] >= 0.95, name
+    # Unseen templates: LD meets the floor, accuracy stays just below it (model card).
+    assert behaviour_metrics["unseen_templates"]["mean_logit_diff"] >= 3.0
+    assert behaviour_metrics["unseen_templates"]["accuracy"] >= 0.9

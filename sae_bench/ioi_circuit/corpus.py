@@ -77,6 +77,26 @@ CLOSINGS = TASK_CLOSINGS + (
 # The task closings end at END (" to"); the answer and a full stop follow.
 CLOSINGS = tuple(c if "{IO}" in c else c + " {IO}." for c in CLOSINGS)
 
+# Episodes with a third name {D} (never IO or S) inside them. Without these, "the names of the
+# episode minus S" is read off by layer-0 heads that attend every recent name (what the first
+# trained model did, with no name movers): a name inside the episode that is not in the pair makes
+# that bag ambiguous, and one after S2 makes "the most recent name is S" wrong, so the model has
+# to find the pair and the duplicated name by structure, in later layers.
+THIRD_NAME_OPENINGS = (
+    "{A} and {B} met {D} at the {place}.",
+    "{A} and {B} went to the {place} with {D}.",
+    "{D} saw {A} and {B} at the {place}.",
+    "{D} said that {A} and {B} were at the {place}.",
+    "{A} and {B} had a long talk. {D} was at the {place}.",
+    "{A} and {B} went to the {place}. {D} went home.",
+)
+THIRD_NAME_CLOSINGS = (
+    "{C}, a friend of {D}, gave a {object} to {IO}.",
+    "{C} took the {object} from {D} and gave it to {IO}.",
+    "After {D} left, {C} gave a {object} to {IO}.",
+    "{C} told {D} to give a {object} to {IO}.",
+)
+
 # Never part of an episode; their words occur in distractor sentences, so the tokens are trained.
 HELD_OUT_OPENINGS = (
     "{A} and {B} were eating at the {place}.",
@@ -93,10 +113,10 @@ LEAD_INS = ("", PREFIX.strip(), "Later,", "Yesterday,", "Today,", "After that,",
 DISTRACTOR_TEMPLATES = FILLER_TEMPLATES + (
     "{A} saw {B} at the {place}.",
     "While {A} was eating at the {place}, {B} read a book.",
-    "{A} sold the {object} to a friend.",
+    "{A} sold the {object} at the {place}.",
     "{A} had a nice time at the {place}.",
-    "Soon, {A} gave the {object} back.",
-    "{A} wanted to give a {object} to the {place}.",
+    "Soon, {A} went back to the {place}.",
+    "{A} wanted a {object}.",
     "{A}, {B} and {C} went to the {place}.",
     "{A} and {B} were friends.",
 )
@@ -195,35 +215,51 @@ class _Draw:
         return float(torch.rand(1, generator=self.gen)) < p
 
 
-CAST = 6  # names per document
-TASK_EXACT_SHARE = 0.15  # documents that are exactly one task prompt (what the task evaluates)
+@dataclass(frozen=True)
+class Mix:
+    """The corpus's proportions (recorded in the recipe through the train config)."""
+
+    cast: int = 6  # names per document, so names recur across its sentences
+    task_exact: float = 0.15  # documents that open with an exact task prompt (no fillers)
+    distractor: float = 0.4  # chance that the next sentence is a distractor, not an episode
+    max_fillers: int = 8  # fillers per episode, uniform in 0..max_fillers
+    single: bool = False  # one episode per document and nothing else
+    third_name: float = 0.5  # chance that an episode's opening / closing has a third name
+
+
+# The curriculum's first phase: one clean episode per document, names at nearly fixed offsets.
+# A model learns to copy names there within ~1000 steps; on the full mix from scratch it had
+# learned nothing name-specific after 1500 steps (every name equally likely at END).
+SIMPLE = Mix(cast=4, task_exact=0.3, distractor=0.0, max_fillers=0, single=True, third_name=0.0)
 
 
 def _fill(draw: _Draw, cast: list[str]) -> dict[str, str]:
-    names = [cast[i] for i in torch.randperm(len(cast), generator=draw.gen)[:3].tolist()]
-    return {"A": names[0], "B": names[1], "C": names[2], "place": draw.pick(PLACES),
-            "object": draw.pick(OBJECTS), "object2": draw.pick(OBJECTS)}
+    names = [cast[i] for i in torch.randperm(len(cast), generator=draw.gen)[:4].tolist()]
+    return {"A": names[0], "B": names[1], "C": names[2], "D": names[3],
+            "place": draw.pick(PLACES), "object": draw.pick(OBJECTS),
+            "object2": draw.pick(OBJECTS)}
 
 
-def _document(draw: _Draw, cast: list[str], n_ctx: int, max_fillers: int) -> Document:
+def _document(draw: _Draw, cast: list[str], n_ctx: int, mix: Mix) -> Document:
     budget = n_ctx - 2  # <bos> and <eos>
     sentences: list[tuple[list[str], int | None]] = []  # (pieces, answer piece index)
     used = 0
-    if draw.coin(TASK_EXACT_SHARE):
+    if draw.coin(mix.task_exact):
         t = draw.int(len(TEMPLATES))
         f = _fill(draw, cast)
         ep = episode(PREFIX.strip(), TASK_OPENINGS[t], TASK_CLOSINGS[t] + " {IO}.", f["A"],
                      f["B"], draw.coin(0.5), f)
         sentences.append((ep.pieces, ep.answer))
         used = len(ep.pieces)
-    while True:
+    while not (mix.single and sentences):
         f = _fill(draw, cast)
-        if draw.coin(0.4):
+        if draw.coin(mix.distractor):
             piece_list, answer = template_pieces(draw.pick(DISTRACTOR_TEMPLATES), f)[0], None
         else:
-            ep = episode(draw.pick(LEAD_INS), draw.pick(OPENINGS), draw.pick(CLOSINGS),
-                         f["A"], f["B"], draw.coin(0.5), f)
-            k = draw.int(max_fillers + 1)
+            opening = draw.pick(THIRD_NAME_OPENINGS if draw.coin(mix.third_name) else OPENINGS)
+            closing = draw.pick(THIRD_NAME_CLOSINGS if draw.coin(mix.third_name) else CLOSINGS)
+            ep = episode(draw.pick(LEAD_INS), opening, closing, f["A"], f["B"], draw.coin(0.5), f)
+            k = draw.int(mix.max_fillers + 1)
             slots = [draw.int(ep.end + 1) for _ in range(k)]
             ep = insert_fillers(ep, slots, [draw.pick(FILLERS) for _ in range(k)])
             piece_list, answer = ep.pieces, ep.answer
@@ -247,13 +283,12 @@ def spaced(piece_list: list[str], *, first: bool) -> list[str]:
             for j, p in enumerate(piece_list)]
 
 
-def sample_documents(n: int, gen: torch.Generator, *, n_ctx: int = 96,
-                     max_fillers: int = 8) -> list[Document]:
+def sample_documents(n: int, gen: torch.Generator, *, n_ctx: int = 64,
+                     mix: Mix = Mix()) -> list[Document]:
     """`n` documents drawn i.i.d., each at most `n_ctx` tokens with <bos> and <eos>."""
-    casts = _distinct_allowed(n, CAST, gen)
+    casts = _distinct_allowed(n, mix.cast, gen)
     draw = _Draw(gen)
-    return [_document(draw, [NAMES[int(j)] for j in casts[i]], n_ctx, max_fillers)
-            for i in range(n)]
+    return [_document(draw, [NAMES[int(j)] for j in casts[i]], n_ctx, mix) for i in range(n)]
 
 
 def vocabulary() -> list[str]:
@@ -261,8 +296,8 @@ def vocabulary() -> list[str]:
     objects, places (leading space), fillers, then template words in first-seen order, each word
     also with a leading space (a sentence-initial word follows the previous sentence)."""
     words = [" " + w for w in (*NAMES, *OBJECTS, *PLACES)] + list(FILLERS)
-    templates = (*OPENINGS, *CLOSINGS, *HELD_OUT_OPENINGS, *HELD_OUT_CLOSINGS, *LEAD_INS,
-                 *DISTRACTOR_TEMPLATES)
+    templates = (*OPENINGS, *CLOSINGS, *THIRD_NAME_OPENINGS, *THIRD_NAME_CLOSINGS,
+                 *HELD_OUT_OPENINGS, *HELD_OUT_CLOSINGS, *LEAD_INS, *DISTRACTOR_TEMPLATES)
     for template in templates:
         for piece in pieces(_SLOT.sub("\n", template)):  # a break, so words never merge
             words.append(piece)

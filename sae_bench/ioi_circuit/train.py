@@ -11,8 +11,8 @@ thread count, so the same seed gives bit-identical weights on the same CPU build
 from __future__ import annotations
 
 import dataclasses
-import functools
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,24 +32,63 @@ class TrainConfig(tiny_train.TrainConfig):
     n_heads: int = 4
     d_mlp: int = 512
     n_ctx: int = 64
-    steps: int = 3000
+    steps: int = 2300
     batch_size: int = 32
     answer_weight: float = 4.0
-    max_fillers: int = 8  # filler words inserted per episode, uniform in 0..max_fillers
+    # The corpus mix (`corpus.Mix`).
+    cast: int = 6
+    task_exact: float = 0.15
+    distractor: float = 0.4
+    max_fillers: int = 8
+    # Steps of the curriculum's first phase (`corpus.SIMPLE` documents), then the mix above.
+    simple_steps: int = 800
     eval_n: int = 2000
 
 
 def corpus_spec(cfg: TrainConfig) -> tiny_train.CorpusSpec:
-    """The corpus the shared loop trains on, at the config's context length and filler count."""
-    return tiny_train.CorpusSpec(
-        MODEL_NAME, corpus.vocabulary,
-        functools.partial(corpus.sample_documents, n_ctx=cfg.n_ctx, max_fillers=cfg.max_fillers),
-    )
+    """The corpus the shared loop trains on: `corpus.SIMPLE` documents for the first
+    `cfg.simple_steps` steps, then the config's mix at its context length."""
+    mix = corpus.Mix(cast=cfg.cast, task_exact=cfg.task_exact, distractor=cfg.distractor,
+                     max_fillers=cfg.max_fillers)
+
+    def sample(n: int, gen: torch.Generator, step: int | None) -> list[corpus.Document]:
+        phase = corpus.SIMPLE if step is not None and step < cfg.simple_steps else mix
+        return corpus.sample_documents(n, gen, n_ctx=cfg.n_ctx, mix=phase)
+
+    return tiny_train.CorpusSpec(MODEL_NAME, corpus.vocabulary, sample)
 
 
 def train_raw(cfg: TrainConfig, *, progress: bool = True):
     """(LN model, config dict, tokenizer) trained on ioi-circuit's corpus."""
     return tiny_train.train_raw(cfg, progress=progress, source=corpus_spec(cfg))
+
+
+def monitor(every: int, n: int = 300):
+    """An `on_step` callback printing task accuracy and mean LD every `every` steps (its prompts
+    come from the task's own seeded generator, never the training one)."""
+    from sae_bench.ioi_tiny.evaluate import end_logits
+    from sae_bench.tasks import get_task
+
+    start = time.perf_counter()
+    data: list = []
+
+    def on_step(step: int, model) -> None:
+        if every <= 0 or (step + 1) % every:
+            return
+        model.eval()
+        if not data:
+            data.append(get_task("ioi").build(model, n=n, seed=5, split="eval",
+                                              counterfactuals=False))
+        d = data[0]
+        logits = end_logits(model, d.tokens)
+        rows = torch.arange(len(logits))
+        ld = float((logits[rows, d.answer_ids] - logits[rows, d.distractor_ids]).mean())
+        acc = float((logits.argmax(-1) == d.answer_ids).float().mean())
+        print(f"step {step + 1}: {time.perf_counter() - start:.0f} s, task accuracy {acc:.3f}, "
+              f"mean LD {ld:.2f}", flush=True)
+        model.train()
+
+    return on_step
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     from sae_bench.ioi_circuit.behaviour import behaviour_metrics, format_behaviour
 
     with tiny_train.fixed_threads(cfg.threads):
-        model, config, err, wall = tiny_train.train(cfg, progress=not args.no_progress,
-                                                    source=corpus_spec(cfg))
+        model, config, err, wall = tiny_train.train(
+            cfg, progress=not args.no_progress, source=corpus_spec(cfg),
+            on_step=monitor(0 if args.no_progress else 250))
         print(f"trained in {wall:.1f} s; processing changed centred logits by at most "
               + ", ".join(f"{e:.1e} ({dtype})" for dtype, e in err.items()))
         metrics = behaviour_metrics(model, n=cfg.eval_n, seed=cfg.eval_seed)

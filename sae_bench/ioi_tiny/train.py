@@ -67,15 +67,20 @@ class TrainConfig:
 @dataclass(frozen=True)
 class CorpusSpec:
     """What the training loop needs from a model's corpus, so ioi-tiny and ioi-circuit share one
-    loop: the model's name, its closed vocabulary, and a document sampler drawing only from the
-    generator it is given (documents have `text` and `answer_starts`)."""
+    loop: the model's name, its closed vocabulary, and a document sampler `sample(n, gen, step)`
+    drawing only from `gen` (documents have `text` and `answer_starts`; `step` lets a corpus
+    follow a curriculum, None means the final distribution)."""
 
     model_name: str
     vocabulary: Callable[[], list[str]]
-    sample: Callable[[int, torch.Generator], Sequence[Any]]
+    sample: Callable[[int, torch.Generator, int | None], Sequence[Any]]
 
 
-TINY_CORPUS = CorpusSpec("ioi-tiny", corpus.vocabulary, corpus.sample_documents)
+def _tiny_sample(n: int, gen: torch.Generator, step: int | None) -> list[corpus.Document]:
+    return corpus.sample_documents(n, gen)  # no curriculum
+
+
+TINY_CORPUS = CorpusSpec("ioi-tiny", corpus.vocabulary, _tiny_sample)
 
 
 def init_weights_(model, gen: torch.Generator, std: float) -> None:
@@ -123,15 +128,17 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (low + (1 - low) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train_raw(cfg: TrainConfig, *, progress: bool = True, source: CorpusSpec = TINY_CORPUS):
+def train_raw(cfg: TrainConfig, *, progress: bool = True, source: CorpusSpec = TINY_CORPUS,
+              on_step: Callable[[int, Any], None] | None = None):
     """Train an LN model on `cfg.threads` threads on `source`'s documents.
 
-    Returns (model, its config dict, tokenizer)."""
+    `on_step(step, model)` is called after every optimiser step (for monitoring; it must not
+    touch the training generator). Returns (model, its config dict, tokenizer)."""
     with fixed_threads(cfg.threads):
-        return _train_raw(cfg, progress, source)
+        return _train_raw(cfg, progress, source, on_step)
 
 
-def _train_raw(cfg: TrainConfig, progress: bool, source: CorpusSpec):
+def _train_raw(cfg: TrainConfig, progress: bool, source: CorpusSpec, on_step):
     from tqdm.auto import tqdm
 
     from sae_bench.ioi_tiny.model import build
@@ -153,7 +160,7 @@ def _train_raw(cfg: TrainConfig, progress: bool, source: CorpusSpec):
     )
     bar = tqdm(range(cfg.steps), desc=source.model_name, disable=not progress, mininterval=1.0)
     for step in bar:
-        tokens, weights = make_batch(tokenizer, source.sample(cfg.batch_size, gen),
+        tokens, weights = make_batch(tokenizer, source.sample(cfg.batch_size, gen, step),
                                      cfg.answer_weight)
         if tokens.shape[1] > cfg.n_ctx:
             raise ValueError(f"a document has {tokens.shape[1]} tokens > n_ctx={cfg.n_ctx}")
@@ -168,6 +175,8 @@ def _train_raw(cfg: TrainConfig, progress: bool, source: CorpusSpec):
         opt.step()
         if step % 50 == 0 or step == cfg.steps - 1:
             bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr_at(step, cfg):.1e}")
+        if on_step is not None:
+            on_step(step, model)
     return model.eval(), config, tokenizer
 
 
@@ -176,15 +185,17 @@ def _train_raw(cfg: TrainConfig, progress: bool, source: CorpusSpec):
 PROCESSING_ATOL = 2e-4
 
 
-def train(cfg: TrainConfig, *, progress: bool = True, source: CorpusSpec = TINY_CORPUS):
+def train(cfg: TrainConfig, *, progress: bool = True, source: CorpusSpec = TINY_CORPUS,
+          on_step: Callable[[int, Any], None] | None = None):
     """Train, then process the weights. Returns (processed model, processed config, max centred
     logit change by processing evaluated in float64 and float32, wall seconds of training)."""
     with fixed_threads(cfg.threads):  # processing (SVDs) also depends on the thread count
         start = time.perf_counter()
-        trained, config, tokenizer = train_raw(cfg, progress=progress, source=source)
+        trained, config, tokenizer = train_raw(cfg, progress=progress, source=source,
+                                               on_step=on_step)
         wall = time.perf_counter() - start
         processed, processed_config = process(trained, config)
-        docs = source.sample(256, torch.Generator().manual_seed(cfg.seed + 1))
+        docs = source.sample(256, torch.Generator().manual_seed(cfg.seed + 1), None)
         tokens = make_batch(tokenizer, docs, 1.0)[0]
         err = {str(dtype).removeprefix("torch."):
                check_processing(trained, processed, tokens, atol=PROCESSING_ATOL, dtype=dtype)
