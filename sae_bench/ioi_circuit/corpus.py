@@ -121,6 +121,10 @@ DISTRACTOR_TEMPLATES = FILLER_TEMPLATES + (
     "{A} and {B} were friends.",
 )
 
+# "the former" is the pair's first name, "the latter" its second: when the closing uses them,
+# only the position of S in the pair identifies the subject, so the model has to represent it.
+ROLE_WORDS = ("the former", "the latter")
+
 # Inserted at random points: single tokens that carry no name and no role.
 FILLERS = (" really", " very", " quite", " also", " just", " still", " so", " then", " again",
            " soon", " today", " well", " now", " there")
@@ -146,7 +150,8 @@ def template_pieces(template: str, fill: dict[str, str]) -> tuple[list[str], dic
     """Token pieces of a filled template and the piece index of each name slot.
 
     Literal text is split by the tokenizer's pre-tokenizer (spaces before slots drop out); each
-    slot becomes one piece " value". Returns (pieces, {slot: index of its first occurrence}).
+    slot becomes the pieces of " value" (one for a name). Returns (pieces, {slot: index of its
+    first occurrence}).
     """
     out: list[str] = []
     where: dict[str, int] = {}
@@ -154,7 +159,7 @@ def template_pieces(template: str, fill: dict[str, str]) -> tuple[list[str], dic
     for m in _SLOT.finditer(template):
         out += pieces(template[last : m.start()])
         where.setdefault(m.group(1), len(out))
-        out.append(" " + fill[m.group(1)])
+        out += pieces(" " + fill[m.group(1)])
         last = m.end()
     out += pieces(template[last:])
     return out, where
@@ -173,12 +178,14 @@ class Episode:
 
 
 def episode(lead_in: str, opening: str, closing: str, io: str, s: str, abb: bool,
-            fill: dict[str, str]) -> Episode:
-    """Assemble lead-in + opening + closing; {A}, {B} = (IO, S) if `abb` else (S, IO)."""
+            fill: dict[str, str], subject: str | None = None) -> Episode:
+    """Assemble lead-in + opening + closing; {A}, {B} = (IO, S) if `abb` else (S, IO). The
+    closing's subject {C} is S, or the words `subject` (e.g. "the former") when given; `s2` then
+    indexes their first piece."""
     a, b = (io, s) if abb else (s, io)
     head = pieces(lead_in)
     op, op_at = template_pieces(opening, {**fill, "A": a, "B": b})
-    cl, cl_at = template_pieces(closing, {**fill, "C": s, "IO": io})
+    cl, cl_at = template_pieces(closing, {**fill, "C": subject or s, "IO": io})
     first, second = len(head) + op_at["A"], len(head) + op_at["B"]
     base = len(head) + len(op)
     answer = base + cl_at["IO"]
@@ -225,6 +232,7 @@ class Mix:
     max_fillers: int = 8  # fillers per episode, uniform in 0..max_fillers
     single: bool = False  # one episode per document and nothing else
     third_name: float = 0.5  # chance that an episode's opening / closing has a third name
+    role_words: float = 0.0  # chance that the closing names S by its slot ("the former")
 
 
 # The curriculum's first phase: one clean episode per document, names at nearly fixed offsets.
@@ -258,7 +266,12 @@ def _document(draw: _Draw, cast: list[str], n_ctx: int, mix: Mix) -> Document:
         else:
             opening = draw.pick(THIRD_NAME_OPENINGS if draw.coin(mix.third_name) else OPENINGS)
             closing = draw.pick(THIRD_NAME_CLOSINGS if draw.coin(mix.third_name) else CLOSINGS)
-            ep = episode(draw.pick(LEAD_INS), opening, closing, f["A"], f["B"], draw.coin(0.5), f)
+            abb = draw.coin(0.5)
+            subject = None
+            if mix.role_words > 0 and draw.coin(mix.role_words):  # no draw when off
+                subject = ROLE_WORDS[1] if abb else ROLE_WORDS[0]  # S is the pair's 2nd / 1st
+            ep = episode(draw.pick(LEAD_INS), opening, closing, f["A"], f["B"], abb, f,
+                         subject=subject)
             k = draw.int(mix.max_fillers + 1)
             slots = [draw.int(ep.end + 1) for _ in range(k)]
             ep = insert_fillers(ep, slots, [draw.pick(FILLERS) for _ in range(k)])
@@ -291,13 +304,15 @@ def sample_documents(n: int, gen: torch.Generator, *, n_ctx: int = 64,
     return [_document(draw, [NAMES[int(j)] for j in casts[i]], n_ctx, mix) for i in range(n)]
 
 
-def vocabulary() -> list[str]:
+def vocabulary(role_words: bool = True) -> list[str]:
     """Every token the corpus (and the stress prompts) can produce, in a fixed order: names,
     objects, places (leading space), fillers, then template words in first-seen order, each word
-    also with a leading space (a sentence-initial word follows the previous sentence)."""
+    also with a leading space (a sentence-initial word follows the previous sentence).
+    `role_words`: include "the former" / "the latter" (only a mix that uses them needs them)."""
     words = [" " + w for w in (*NAMES, *OBJECTS, *PLACES)] + list(FILLERS)
     templates = (*OPENINGS, *CLOSINGS, *THIRD_NAME_OPENINGS, *THIRD_NAME_CLOSINGS,
-                 *HELD_OUT_OPENINGS, *HELD_OUT_CLOSINGS, *LEAD_INS, *DISTRACTOR_TEMPLATES)
+                 *HELD_OUT_OPENINGS, *HELD_OUT_CLOSINGS, *LEAD_INS, *DISTRACTOR_TEMPLATES,
+                 *(ROLE_WORDS if role_words else ()))
     for template in templates:
         for piece in pieces(_SLOT.sub("\n", template)):  # a break, so words never merge
             words.append(piece)

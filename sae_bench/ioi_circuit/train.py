@@ -39,6 +39,8 @@ class TrainConfig(tiny_train.TrainConfig):
     cast: int = 6
     task_exact: float = 0.15
     distractor: float = 0.4
+    third_name: float = 0.8
+    role_words: float = 0.25
     max_fillers: int = 8
     # Steps of the curriculum's first phase (`corpus.SIMPLE` documents), then the mix above.
     simple_steps: int = 800
@@ -49,13 +51,17 @@ def corpus_spec(cfg: TrainConfig) -> tiny_train.CorpusSpec:
     """The corpus the shared loop trains on: `corpus.SIMPLE` documents for the first
     `cfg.simple_steps` steps, then the config's mix at its context length."""
     mix = corpus.Mix(cast=cfg.cast, task_exact=cfg.task_exact, distractor=cfg.distractor,
+                     third_name=cfg.third_name, role_words=cfg.role_words,
                      max_fillers=cfg.max_fillers)
 
     def sample(n: int, gen: torch.Generator, step: int | None) -> list[corpus.Document]:
         phase = corpus.SIMPLE if step is not None and step < cfg.simple_steps else mix
         return corpus.sample_documents(n, gen, n_ctx=cfg.n_ctx, mix=phase)
 
-    return tiny_train.CorpusSpec(MODEL_NAME, corpus.vocabulary, sample)
+    def vocabulary() -> list[str]:
+        return corpus.vocabulary(role_words=cfg.role_words > 0)
+
+    return tiny_train.CorpusSpec(MODEL_NAME, vocabulary, sample)
 
 
 def train_raw(cfg: TrainConfig, *, progress: bool = True):
