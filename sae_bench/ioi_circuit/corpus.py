@@ -86,9 +86,6 @@ THIRD_NAME_OPENINGS = (
     "{A} and {B} met {D} at the {place}.",
     "{A} and {B} went to the {place} with {D}.",
     "{D} saw {A} and {B} at the {place}.",
-    "{D} said that {A} and {B} were at the {place}.",
-    "{A} and {B} had a long talk. {D} was at the {place}.",
-    "{A} and {B} went to the {place}. {D} went home.",
 )
 THIRD_NAME_CLOSINGS = (
     "{C}, a friend of {D}, gave a {object} to {IO}.",

@@ -39,8 +39,8 @@ class TrainConfig(tiny_train.TrainConfig):
     cast: int = 6
     task_exact: float = 0.15
     distractor: float = 0.4
-    third_name: float = 0.8
-    role_words: float = 0.25
+    third_name: float = 0.5
+    role_words: float = 0.0
     max_fillers: int = 8
     # Steps of the curriculum's first phase (`corpus.SIMPLE` documents), then the mix above.
     simple_steps: int = 800
