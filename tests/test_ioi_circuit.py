@@ -148,7 +148,7 @@ def test_shipped_assets_are_small_and_match_the_recipe(model):
     assert recipe["canonical_command"] == RETRAIN_COMMAND
     assert model.cfg.n_ctx >= 64 and model.cfg.normalization_type == "LNPre"
     tok = load_tokenizer(folder / "tokenizer.json")
-    assert tok.get_vocab() == build_tokenizer(corpus.vocabulary()).get_vocab()
+    assert tok.get_vocab() == build_tokenizer(corpus_spec(TrainConfig()).vocabulary()).get_vocab()
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +166,28 @@ def test_shipped_model_meets_the_behaviour_floors(behaviour_metrics):
     # Unseen templates: LD meets the floor, accuracy stays just below it (model card).
     assert behaviour_metrics["unseen_templates"]["mean_logit_diff"] >= 3.0
     assert behaviour_metrics["unseen_templates"]["accuracy"] >= 0.9
+
+
+def test_shipped_cross_sections_are_registered_on_real_hooks(model):
+    from sae_bench.nodes import validate_hook
+    from sae_bench.tasks import get_task
+
+    sections = get_task("ioi").cross_sections("ioi-circuit")
+    assert [cs.name for cs in sections][0] == "resid_l2_end"
+    for cs in sections:
+        for node in cs.nodes:
+            validate_hook(model, node)
+
+
+def test_shipped_heads_match_the_model_card(model):
+    """The card's head table (n=1000), re-measured on 200 prompts with loose tolerances."""
+    from sae_bench.ioi_circuit.circuit import classify, head_stats
+    from sae_bench.tasks import get_task
+
+    data = get_task("ioi").build(model, n=200, seed=0, split="eval", counterfactuals=False)
+    with fixed_threads(1):
+        stats = head_stats(model, data)
+    for head in ((0, 0), (0, 1), (0, 3)):  # gather both names: IO and S1 alike
+        assert 0.3 <= stats[head].end_io <= 0.55 and 0.3 <= stats[head].end_s1 <= 0.55, head
+    assert stats[(1, 0)].dla > 3 and stats[(1, 3)].dla > 2
+    assert classify(stats)["name_mover"] == ()  # the card's main negative finding
