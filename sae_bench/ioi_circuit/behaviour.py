@@ -72,7 +72,8 @@ def _build(name: str, tokenizer, n: int, gen: torch.Generator, make) -> PromptSe
     """`make(i, io, s, abb)` -> (pieces ending at END, {role: piece index}) for each prompt."""
     io, s = _names(n, gen)
     abb = torch.randint(2, (n,), generator=gen) == 0
-    tokens, pos = [], {r: [] for r in ROLES}
+    tokens: list[torch.Tensor] = []
+    pos: dict[str, list[int]] = {r: [] for r in ROLES}
     for i in range(n):
         piece_list, roles = make(i, NAMES[int(io[i])], NAMES[int(s[i])], bool(abb[i]))
         ids = _ids(tokenizer, piece_list)
