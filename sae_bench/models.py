@@ -5,11 +5,14 @@ unless the user asks for a hub model.
 - ``gpt2-random``: a randomly initialised GPT-2-Small-shaped model with GPT-2's real tokenizer
   (shipped), for offline tests and benchmarks of shapes, hooks and speed. Not an IOI solver.
 - ``ioi-tiny``: the small IOI-solving transformer this project trains and ships.
+- ``ioi-circuit``: a second shipped model, trained on multi-sentence text where IOI shortcuts
+  fail (model card: sae_bench/ioi_circuit/README.md).
 
 Weight processing (`sae_bench.processing`): ``gpt2`` loads with any TransformerLens processing
 (default: the paper's); ``gpt2-random`` builds a raw (LN, random biases) model and applies the
 requested processing, so raw-vs-processed behaviour can be tested offline. ``ioi-tiny`` ships
-only its processed weights (the paper's processing), so it offers nothing else.
+only its processed weights (the paper's processing), so it offers nothing else; so does
+``ioi-circuit``.
 """
 
 from __future__ import annotations
@@ -141,15 +144,27 @@ def load_gpt2(device: str = "cpu", processing: proc.Processing | None = None):
     return use_fused_gelu(model.eval())
 
 
-def load_ioi_tiny(device: str = "cpu", processing: proc.Processing | None = None):
-    from sae_bench.ioi_tiny.model import load
-
+def _check_shipped_processing(name: str, processing: proc.Processing | None) -> None:
+    """The shipped models exist only with the paper's processing applied."""
     if processing is not None and not proc.equivalent(processing, proc.PAPER):
         raise UserError(
             f"the SAE was trained on a model processed as {proc.describe(processing)}, but "
-            f"ioi-tiny ships only weights processed as {proc.describe(proc.PAPER)}; use an SAE "
-            "trained on ioi-tiny as shipped (e.g. `sae-bench train-sae`)."
+            f"{name} ships only weights processed as {proc.describe(proc.PAPER)}; use an SAE "
+            f"trained on {name} as shipped (e.g. `sae-bench train-sae`)."
         )
+
+
+def load_ioi_tiny(device: str = "cpu", processing: proc.Processing | None = None):
+    from sae_bench.ioi_tiny.model import load
+
+    _check_shipped_processing("ioi-tiny", processing)
+    return load(device=device).eval()
+
+
+def load_ioi_circuit(device: str = "cpu", processing: proc.Processing | None = None):
+    from sae_bench.ioi_circuit.model import load
+
+    _check_shipped_processing("ioi-circuit", processing)
     return load(device=device).eval()
 
 
@@ -157,11 +172,12 @@ _MODELS: dict[str, Callable[..., Any]] = {
     "gpt2": load_gpt2,
     "gpt2-random": load_gpt2_random,
     "ioi-tiny": load_ioi_tiny,
+    "ioi-circuit": load_ioi_circuit,
 }
 # The processing each model is loaded with when no SAE asks for another (None: gpt2-random's
 # benchmark model, which is built processed-shaped rather than processed).
 DEFAULT_PROCESSING: dict[str, proc.Processing | None] = {
-    "gpt2": proc.PAPER, "gpt2-random": None, "ioi-tiny": proc.PAPER,
+    "gpt2": proc.PAPER, "gpt2-random": None, "ioi-tiny": proc.PAPER, "ioi-circuit": proc.PAPER,
 }
 
 

@@ -83,6 +83,11 @@ class Document:
     family: str
     answer_start: int | None
 
+    @property
+    def answer_starts(self) -> tuple[int, ...]:
+        """The shape the shared training loop reads (ioi-circuit documents have several)."""
+        return () if self.answer_start is None else (self.answer_start,)
+
 
 def held_out(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Whether the unordered name pairs {a[i], b[i]} are held out of training. [n] bool.

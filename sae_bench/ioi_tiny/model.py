@@ -38,6 +38,7 @@ def make_config(
     d_mlp: int,
     n_ctx: int,
     normalization_type: str = "LN",
+    model_name: str = "ioi-tiny",
 ) -> dict[str, Any]:
     """HookedTransformerConfig arguments for a GPT-2-like model (LN, learned positions, GELU).
 
@@ -47,7 +48,7 @@ def make_config(
     if d_model % n_heads:
         raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
     return dict(
-        model_name="ioi-tiny",
+        model_name=model_name,
         n_layers=n_layers,
         d_model=d_model,
         n_heads=n_heads,
@@ -115,13 +116,15 @@ def check_processing(trained, processed, tokens: torch.Tensor, atol: float = 1e-
     return err
 
 
-def asset_dir():
-    """The shipped assets (a `Traversable`; works from a wheel)."""
-    return resources.files("sae_bench") / "assets" / "ioi_tiny"
+def asset_dir(folder: str = "ioi_tiny"):
+    """The shipped assets of a model (a `Traversable`; works from a wheel)."""
+    return resources.files("sae_bench") / "assets" / folder
 
 
-def load_from(folder, device: str = "cpu"):
-    """Load a processed ioi-tiny from a folder written by the trainer. Raises `UserError`.
+def load_from(folder, device: str = "cpu", *, label: str = "ioi-tiny",
+              retrain_command: str = RETRAIN_COMMAND):
+    """Load a processed model (ioi-tiny, or another model written by the same trainer, named
+    `label`) from a folder written by the trainer. Raises `UserError`.
 
     `folder` is a `pathlib.Path` or an `importlib.resources` Traversable: files are read as bytes,
     so this also works from a zipped package.
@@ -130,13 +133,13 @@ def load_from(folder, device: str = "cpu"):
 
     from sae_bench.ioi_tiny.tokenizer import load_tokenizer
 
-    hint = f"rebuild it with `{RETRAIN_COMMAND}` (a few minutes on CPU)"
+    hint = f"rebuild it with `{retrain_command}`"
     for name in ("config.json", "model.safetensors", "tokenizer.json"):
         if not (folder / name).is_file():
-            raise UserError(f"ioi-tiny asset {name} is missing from {folder}; {hint}.")
+            raise UserError(f"{label} asset {name} is missing from {folder}; {hint}.")
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        tokenizer = load_tokenizer(folder / "tokenizer.json")
+        tokenizer = load_tokenizer(folder / "tokenizer.json", label)
         state = load_safetensors((folder / "model.safetensors").read_bytes())
         model = build(config, tokenizer=tokenizer)
         missing, unexpected = model.load_state_dict(state, strict=False)
@@ -148,7 +151,7 @@ def load_from(folder, device: str = "cpu"):
     # error, a bad config a TypeError; all mean the same thing to the user.
     except Exception as exc:
         raise UserError(
-            f"ioi-tiny assets in {folder} are corrupt or incompatible "
+            f"{label} assets in {folder} are corrupt or incompatible "
             f"({exc.__class__.__name__}: {exc}); {hint}."
         ) from None
     return model.to(device, print_details=False).eval()

@@ -54,7 +54,7 @@ def build_backend(vocab: dict[str, int]):
     return tok
 
 
-def wrap(backend):
+def wrap(backend, name: str = "ioi-tiny"):
     """A `PreTrainedTokenizerFast` around a `tokenizers.Tokenizer`.
 
     `add_bos_token=True` matters: without it TransformerLens' `set_tokenizer` re-creates the
@@ -70,15 +70,15 @@ def wrap(backend):
         pad_token=PAD,
         unk_token=UNK,
         add_bos_token=True,
-        name_or_path="ioi-tiny",
+        name_or_path=name,
         padding_side="right",
         model_max_length=10**6,  # positions are bounded by the model's n_ctx, not the tokenizer
     )
 
 
-def build_tokenizer(words: Iterable[str]):
+def build_tokenizer(words: Iterable[str], name: str = "ioi-tiny"):
     """A fresh tokenizer whose vocabulary is the special tokens plus `words`."""
-    return wrap(build_backend(build_vocab(words)))
+    return wrap(build_backend(build_vocab(words)), name)
 
 
 def save_tokenizer(tokenizer, path: Path) -> None:
@@ -86,7 +86,7 @@ def save_tokenizer(tokenizer, path: Path) -> None:
     tokenizer.backend_tokenizer.save(str(path))
 
 
-def load_tokenizer(path):
+def load_tokenizer(path, name: str = "ioi-tiny"):
     """Load a `tokenizer.json` written by `save_tokenizer` (offline; raises on a bad file).
 
     `path` is a `pathlib.Path` or an `importlib.resources` Traversable (read as text, so it also
@@ -98,4 +98,4 @@ def load_tokenizer(path):
     missing = [t for t in SPECIAL_TOKENS if backend.token_to_id(t) is None]
     if missing:
         raise ValueError(f"tokenizer file lacks special tokens {missing}")
-    return wrap(backend)
+    return wrap(backend, name)

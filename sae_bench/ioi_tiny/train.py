@@ -16,6 +16,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,25 @@ class TrainConfig:
     eval_seed: int = 0
 
 
+@dataclass(frozen=True)
+class CorpusSpec:
+    """What the training loop needs from a model's corpus, so ioi-tiny and ioi-circuit share one
+    loop: the model's name, its closed vocabulary, and a document sampler `sample(n, gen, step)`
+    drawing only from `gen` (documents have `text` and `answer_starts`; `step` lets a corpus
+    follow a curriculum, None means the final distribution)."""
+
+    model_name: str
+    vocabulary: Callable[[], list[str]]
+    sample: Callable[[int, torch.Generator, int | None], Sequence[Any]]
+
+
+def _tiny_sample(n: int, gen: torch.Generator, step: int | None) -> list[corpus.Document]:
+    return corpus.sample_documents(n, gen)  # no curriculum
+
+
+TINY_CORPUS = CorpusSpec("ioi-tiny", corpus.vocabulary, _tiny_sample)
+
+
 def init_weights_(model, gen: torch.Generator, std: float) -> None:
     """GPT-2-style initialisation from `gen`: N(0, std) matrices, zero biases, unit LN gains."""
     with torch.no_grad():
@@ -76,11 +96,12 @@ def init_weights_(model, gen: torch.Generator, std: float) -> None:
                 p.normal_(0.0, std, generator=gen)
 
 
-def make_batch(tokenizer, docs: list[corpus.Document], answer_weight: float):
+def make_batch(tokenizer, docs: Sequence[Any], answer_weight: float):
     """Token ids and per-target loss weights for a batch of documents.
 
     Returns tokens [b, L] (<bos> text <eos>, right-padded with <pad>) and weights [b, L-1] for the
-    targets tokens[:, 1:]: 0 on padding, `answer_weight` on the IO answer, 1 elsewhere.
+    targets tokens[:, 1:]: 0 on padding, `answer_weight` on each IO answer
+    (`doc.answer_starts`), 1 elsewhere.
     """
     enc = tokenizer([d.text for d in docs], add_special_tokens=False,
                     return_offsets_mapping=True)
@@ -91,9 +112,9 @@ def make_batch(tokenizer, docs: list[corpus.Document], answer_weight: float):
     for i, (seq, offsets, doc) in enumerate(zip(seqs, enc["offset_mapping"], docs, strict=True)):
         tokens[i, : len(seq)] = torch.tensor(seq)
         weights[i, : len(seq) - 1] = 1.0
-        if doc.answer_start is not None:
+        for start in doc.answer_starts:
             # +1 for <bos>; target t predicts tokens[t + 1], so the answer's target index is t.
-            t = next(t for t, (a, b) in enumerate(offsets) if a <= doc.answer_start < b)
+            t = next(t for t, (a, b) in enumerate(offsets) if a <= start < b)
             weights[i, t] = answer_weight
     return tokens, weights
 
@@ -107,20 +128,25 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (low + (1 - low) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train_raw(cfg: TrainConfig, *, progress: bool = True):
-    """Train an LN model on `cfg.threads` threads. Returns (model, its config dict, tokenizer)."""
+def train_raw(cfg: TrainConfig, *, progress: bool = True, source: CorpusSpec = TINY_CORPUS,
+              on_step: Callable[[int, Any], None] | None = None):
+    """Train an LN model on `cfg.threads` threads on `source`'s documents.
+
+    `on_step(step, model)` is called after every optimiser step (for monitoring; it must not
+    touch the training generator). Returns (model, its config dict, tokenizer)."""
     with fixed_threads(cfg.threads):
-        return _train_raw(cfg, progress)
+        return _train_raw(cfg, progress, source, on_step)
 
 
-def _train_raw(cfg: TrainConfig, progress: bool):
+def _train_raw(cfg: TrainConfig, progress: bool, source: CorpusSpec, on_step):
     from tqdm.auto import tqdm
 
     from sae_bench.ioi_tiny.model import build
 
-    tokenizer = build_tokenizer(corpus.vocabulary())
+    tokenizer = build_tokenizer(source.vocabulary(), name=source.model_name)
     config = make_config(len(tokenizer), n_layers=cfg.n_layers, d_model=cfg.d_model,
-                         n_heads=cfg.n_heads, d_mlp=cfg.d_mlp, n_ctx=cfg.n_ctx)
+                         n_heads=cfg.n_heads, d_mlp=cfg.d_mlp, n_ctx=cfg.n_ctx,
+                         model_name=source.model_name)
     gen = torch.Generator().manual_seed(cfg.seed)
     model = build(config, tokenizer=tokenizer)
     init_weights_(model, gen, cfg.init_std)
@@ -132,11 +158,10 @@ def _train_raw(cfg: TrainConfig, progress: bool):
          {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.lr, betas=(0.9, 0.98),
     )
-    bar = tqdm(range(cfg.steps), desc="ioi-tiny", disable=not progress, mininterval=1.0)
+    bar = tqdm(range(cfg.steps), desc=source.model_name, disable=not progress, mininterval=1.0)
     for step in bar:
-        tokens, weights = make_batch(
-            tokenizer, corpus.sample_documents(cfg.batch_size, gen), cfg.answer_weight
-        )
+        tokens, weights = make_batch(tokenizer, source.sample(cfg.batch_size, gen, step),
+                                     cfg.answer_weight)
         if tokens.shape[1] > cfg.n_ctx:
             raise ValueError(f"a document has {tokens.shape[1]} tokens > n_ctx={cfg.n_ctx}")
         logits = model(tokens[:, :-1])  # [b, L-1, d_vocab]
@@ -150,6 +175,8 @@ def _train_raw(cfg: TrainConfig, progress: bool):
         opt.step()
         if step % 50 == 0 or step == cfg.steps - 1:
             bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr_at(step, cfg):.1e}")
+        if on_step is not None:
+            on_step(step, model)
     return model.eval(), config, tokenizer
 
 
@@ -158,15 +185,17 @@ def _train_raw(cfg: TrainConfig, progress: bool):
 PROCESSING_ATOL = 2e-4
 
 
-def train(cfg: TrainConfig, *, progress: bool = True):
+def train(cfg: TrainConfig, *, progress: bool = True, source: CorpusSpec = TINY_CORPUS,
+          on_step: Callable[[int, Any], None] | None = None):
     """Train, then process the weights. Returns (processed model, processed config, max centred
     logit change by processing evaluated in float64 and float32, wall seconds of training)."""
     with fixed_threads(cfg.threads):  # processing (SVDs) also depends on the thread count
         start = time.perf_counter()
-        trained, config, tokenizer = train_raw(cfg, progress=progress)
+        trained, config, tokenizer = train_raw(cfg, progress=progress, source=source,
+                                               on_step=on_step)
         wall = time.perf_counter() - start
         processed, processed_config = process(trained, config)
-        docs = corpus.sample_documents(256, torch.Generator().manual_seed(cfg.seed + 1))
+        docs = source.sample(256, torch.Generator().manual_seed(cfg.seed + 1), None)
         tokens = make_batch(tokenizer, docs, 1.0)[0]
         err = {str(dtype).removeprefix("torch."):
                check_processing(trained, processed, tokens, atol=PROCESSING_ATOL, dtype=dtype)
@@ -195,21 +224,33 @@ def write_assets(out: Path, model, config: dict[str, Any], recipe: dict[str, Any
     write_text_atomic(out / "recipe.json", json.dumps(recipe, indent=2) + "\n")
 
 
-def main(argv: list[str] | None = None) -> int:
-    defaults = TrainConfig()
-    parser = argparse.ArgumentParser(prog="python -m sae_bench.ioi_tiny.train",
-                                     description=__doc__.split("\n\n")[0])
+def parse_recipe_args(argv: list[str] | None, config_cls: type, prog: str, description: str):
+    """(args, config) from the command line: `--out`, `--no-progress` and one flag per field of
+    the dataclass `config_cls` (defaults from the class)."""
+    defaults = config_cls()
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--out", type=Path, required=True, help="folder for the assets")
-    for f in dataclasses.fields(TrainConfig):
+    for f in dataclasses.fields(config_cls):
         parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)),
                             default=getattr(defaults, f.name))
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    cfg = config_cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)})
+    return args, cfg
 
+
+def library_versions() -> dict[str, str]:
     from importlib.metadata import version
 
     import tokenizers
+
+    return {"torch": torch.__version__, "transformer_lens": version("transformer-lens"),
+            "tokenizers": tokenizers.__version__, "python": sys.version.split()[0]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, cfg = parse_recipe_args(argv, TrainConfig, "python -m sae_bench.ioi_tiny.train",
+                                  __doc__.split("\n\n")[0])
 
     from sae_bench.ioi_tiny.evaluate import format_metrics, ioi_metrics
     from sae_bench.tasks import get_task
@@ -229,8 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                       "refactor_factored_attn_matrices (TransformerLens)",
         "processing_max_centred_logit_error": err,
         "train_wall_seconds": round(wall, 1),
-        "versions": {"torch": torch.__version__, "transformer_lens": version("transformer-lens"),
-                     "tokenizers": tokenizers.__version__, "python": sys.version.split()[0]},
+        "versions": library_versions(),
         "held_out_pairs": {"rule": "sae_bench.ioi_tiny.corpus.held_out",
                            "fraction": 1 / corpus.HELD_OUT_MODULUS},
         "eval": {"task": "ioi", "task_version": get_task("ioi").version, "split": "eval",

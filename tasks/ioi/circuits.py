@@ -1,7 +1,7 @@
 """Where IOI lives in each supported model: head classes, nodes and cross-sections.
 
 GPT-2 Small: the circuit of Wang et al. (2022), cross-sections as in Makelov et al. (2024).
-ioi-tiny: found by activation patching; the evidence is in tasks/ioi/README.md.
+ioi-tiny, ioi-circuit: found by activation patching; the evidence is in tasks/ioi/README.md.
 """
 
 from __future__ import annotations
@@ -25,9 +25,16 @@ def _heads(hook: str, heads, role: str) -> tuple[Node, ...]:
 
 
 def gpt2_cross_sections() -> list[CrossSection]:
-    nm = GPT2_HEADS["name_mover"] + GPT2_HEADS["backup_name_mover"]
-    si = GPT2_HEADS["s_inhibition"]
-    ind_dt = GPT2_HEADS["induction"] + GPT2_HEADS["duplicate_token"]
+    return paper_cross_sections(
+        GPT2_HEADS["name_mover"] + GPT2_HEADS["backup_name_mover"],
+        GPT2_HEADS["s_inhibition"],
+        GPT2_HEADS["induction"] + GPT2_HEADS["duplicate_token"],
+    )
+
+
+def paper_cross_sections(nm, si, ind_dt) -> list[CrossSection]:
+    """The six cross-sections of Makelov et al. (2024) over given (layer, head) classes: (backup)
+    name movers `nm`, S-inhibition heads `si`, induction and duplicate-token heads `ind_dt`."""
     return [
         CrossSection("bnm_out", _heads("hook_z", nm, "END"), ("IO",),
                      "outputs of the (backup) name movers at END"),
@@ -64,11 +71,29 @@ def ioi_tiny_cross_sections() -> list[CrossSection]:
     ]
 
 
+def ioi_circuit_cross_sections() -> list[CrossSection]:
+    """Found by activation patching of single heads and layers (`python -m
+    sae_bench.ioi_circuit.circuit` and `sae-bench scan --model ioi-circuit`; evidence in
+    tasks/ioi/README.md). Not GPT-2's circuit: layer-0 heads gather both names into END, layer-1
+    heads bring S (read from the tokens just before END), layer-2 heads 2.1 and 2.3 carry IO."""
+    return [
+        CrossSection("resid_l2_end", (Node("blocks.2.hook_resid_post", "END"),),
+                     ("IO", "S", "Pos"), "residual stream after layer 2 at END (main)"),
+        CrossSection("gather_out", _heads("hook_z", ((0, 0), (0, 1), (0, 3)), "END"),
+                     ("IO", "S", "Pos"), "outputs of the layer-0 name-gathering heads at END"),
+        CrossSection("s_heads_out", _heads("hook_z", ((1, 0), (1, 2), (1, 3)), "END"),
+                     ("S", "IO", "Pos"), "outputs of the layer-1 S-carrying heads at END"),
+        CrossSection("io_heads_out", _heads("hook_z", ((2, 1), (2, 3)), "END"),
+                     ("IO", "S", "Pos"), "outputs of the layer-2 IO-carrying heads at END"),
+    ]
+
+
 # Model name -> cross-section factory. gpt2-random shares GPT-2 Small's shape, so its nodes.
 _CROSS_SECTIONS = {
     "gpt2": gpt2_cross_sections,
     "gpt2-random": gpt2_cross_sections,
     "ioi-tiny": ioi_tiny_cross_sections,
+    "ioi-circuit": ioi_circuit_cross_sections,
 }
 
 

@@ -1,0 +1,193 @@
+"""ioi-circuit: corpus, stress prompts, training determinism, shipped model's floors."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import re
+
+import pytest
+import torch
+
+from sae_bench.ioi_circuit import behaviour, corpus
+from sae_bench.ioi_circuit.model import RETRAIN_COMMAND, asset_dir, load, load_from
+from sae_bench.ioi_circuit.train import TrainConfig, corpus_spec, main, train_raw
+from sae_bench.ioi_tiny.corpus import is_held_out
+from sae_bench.ioi_tiny.model import ASSET_FILES
+from sae_bench.ioi_tiny.tokenizer import build_tokenizer, load_tokenizer
+from sae_bench.ioi_tiny.train import fixed_threads, make_batch
+from sae_bench.tasks.ioi.prompts import TEMPLATES, render, sample
+from sae_bench.tasks.ioi.vocab import NAMES
+
+# Small enough that a few training steps take well under a second.
+TINY = TrainConfig(n_layers=1, d_model=32, n_heads=2, d_mlp=64, n_ctx=64, steps=3, batch_size=4,
+                   eval_n=30)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tokenizer(corpus.vocabulary(), name="ioi-circuit")
+
+
+# --- tokenizer and corpus ----------------------------------------------------------------------
+
+
+def test_names_are_single_tokens_and_task_templates_equal_length(tokenizer):
+    vocab = tokenizer.get_vocab()
+    assert all(" " + name in vocab for name in NAMES)
+    spec = sample(60, "fit", torch.Generator().manual_seed(0))
+    lengths = {len(tokenizer.encode(render(spec, i).text, add_special_tokens=False))
+               for i in range(60)}
+    assert lengths == {18} and len(set(spec.template.tolist())) == len(TEMPLATES)
+
+
+def test_corpus_documents_fit_the_context_and_round_trip(tokenizer):
+    docs = corpus.sample_documents(200, torch.Generator().manual_seed(0), n_ctx=64)
+    for doc in docs:
+        ids = tokenizer.encode(doc.text, add_special_tokens=False)
+        assert tokenizer.unk_token_id not in ids, doc.text
+        assert len(ids) + 2 <= 64 and tokenizer.decode(ids) == doc.text
+    assert sum(len(d.answer_starts) for d in docs) >= 1.5 * len(docs)  # several episodes
+
+
+def test_corpus_is_deterministic_and_never_pairs_held_out_names():
+    def texts(seed: int) -> list[str]:
+        return [d.text for d in corpus.sample_documents(40, torch.Generator().manual_seed(seed))]
+
+    assert texts(3) == texts(3) and texts(3) != texts(4)
+    index = {name: i for i, name in enumerate(NAMES)}
+    for text in texts(5):
+        names = {index[w] for w in text.replace(",", " ").replace(".", " ").split() if w in index}
+        assert not any(is_held_out(x, y) for x, y in itertools.combinations(sorted(names), 2))
+
+
+def test_held_out_templates_never_occur_in_training_text():
+    held = (*corpus.HELD_OUT_OPENINGS, *corpus.HELD_OUT_CLOSINGS)
+    assert not set(held) & set(corpus.OPENINGS + corpus.CLOSINGS)
+    # Without fillers a held-out clause would appear verbatim; distractor sentences reuse its
+    # words (so their tokens are trained) but never the clause itself.
+    docs = corpus.sample_documents(400, torch.Generator().manual_seed(2),
+                                   mix=corpus.Mix(max_fillers=0))
+    for part in held:
+        literals = corpus._SLOT.split(part)[::2]  # split() interleaves literals and slot names
+        pattern = re.compile(r"\w+".join(re.escape(x) for x in literals))
+        assert not any(pattern.search(d.text) for d in docs), part
+    assert any(" sold the " in d.text for d in docs)
+
+
+def test_answer_weights_land_on_every_episode_answer(tokenizer):
+    docs = corpus.sample_documents(30, torch.Generator().manual_seed(0))
+    tokens, weights = make_batch(tokenizer, docs, answer_weight=5.0)
+    for r, doc in enumerate(docs):
+        cols = (weights[r] == 5.0).nonzero().flatten().tolist()
+        assert len(cols) == len(doc.answer_starts)
+        for c, start in zip(cols, doc.answer_starts, strict=True):
+            name = doc.text[start:].split()[0].strip(".")
+            assert tokenizer.decode([int(tokens[r, c + 1])]) == " " + name
+
+
+def test_stress_sets_place_roles_on_the_right_tokens(tokenizer):
+    vocab = tokenizer.get_vocab()
+    for ps in behaviour.stress_sets(tokenizer, 40, seed=0):
+        for i, t in enumerate(ps.tokens):
+            io, s = vocab[" " + NAMES[int(ps.io[i])]], vocab[" " + NAMES[int(ps.s[i])]]
+            assert int(t[ps.positions["IO"][i]]) == io and int(t[ps.positions["S1"][i]]) == s
+            assert int(t[ps.positions["S2"][i]]) == s and int(ps.positions["END"][i]) == len(t) - 1
+    fillers = behaviour.filler_set(tokenizer, 200, torch.Generator().manual_seed(0))
+    lengths = {len(t) for t in fillers.tokens}
+    assert min(lengths) == 19 and max(lengths) >= 19 + 7  # 0..8 fillers were inserted
+    assert len(behaviour.UNSEEN_TEMPLATES) >= 5
+
+
+# --- training -----------------------------------------------------------------------------------
+
+
+def _weights(cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    model, _, _ = train_raw(cfg, progress=False)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_training_is_deterministic_per_seed():
+    a, b = _weights(TINY), _weights(TINY)
+    c = _weights(dataclasses.replace(TINY, seed=1))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a if k.startswith("blocks"))
+    assert corpus_spec(TINY).model_name == "ioi-circuit"
+
+
+def test_recipe_cli_writes_loadable_assets(tmp_path, capsys):
+    args = ["--out", str(tmp_path), "--no-progress"]
+    for f in dataclasses.fields(TrainConfig):
+        args += [f"--{f.name.replace('_', '-')}", str(getattr(TINY, f.name))]
+    assert main(args) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(ASSET_FILES)
+    recipe = json.loads((tmp_path / "recipe.json").read_text())
+    assert recipe["train_config"] == dataclasses.asdict(TINY)
+    assert {"task_all", "unseen_templates", "fillers", "in_context"} <= set(
+        recipe["eval"]["metrics"])
+    m = load_from(tmp_path)
+    assert m.cfg.n_ctx == 64 and m.cfg.normalization_type == "LNPre"
+    assert m.tokenizer.name_or_path == "ioi-circuit"
+    assert "unseen_templates" in capsys.readouterr().out
+
+
+# --- the shipped model --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load()
+
+
+def test_shipped_assets_are_small_and_match_the_recipe(model):
+    folder = asset_dir()
+    assert all((folder / name).is_file() for name in ASSET_FILES)
+    assert sum((folder / name).stat().st_size for name in ASSET_FILES) < 30e6
+    recipe = json.loads((folder / "recipe.json").read_text())
+    assert recipe["canonical_command"] == RETRAIN_COMMAND
+    assert model.cfg.n_ctx >= 64 and model.cfg.normalization_type == "LNPre"
+    tok = load_tokenizer(folder / "tokenizer.json")
+    assert tok.get_vocab() == build_tokenizer(corpus_spec(TrainConfig()).vocabulary()).get_vocab()
+
+
+@pytest.fixture(scope="module")
+def behaviour_metrics(model):
+    with fixed_threads(1):  # on a busy 2-core machine, 2 torch threads are many times slower
+        return behaviour.behaviour_metrics(model, n=300, seed=1)
+
+
+def test_shipped_model_meets_the_behaviour_floors(behaviour_metrics):
+    for name in ("task_all", "task_held_out_pairs", "fillers", "in_context"):
+        assert behaviour_metrics[name]["accuracy"] >= 0.95, name
+        assert behaviour_metrics[name]["mean_logit_diff"] >= 3.0, name
+    for name in ("fillers", "in_context"):
+        assert behaviour_metrics[name]["held_out_accuracy"] >= 0.95, name
+    # Unseen templates: LD meets the floor, accuracy stays just below it (model card).
+    assert behaviour_metrics["unseen_templates"]["mean_logit_diff"] >= 3.0
+    assert behaviour_metrics["unseen_templates"]["accuracy"] >= 0.9
+
+
+def test_shipped_cross_sections_are_registered_on_real_hooks(model):
+    from sae_bench.nodes import validate_hook
+    from sae_bench.tasks import get_task
+
+    sections = get_task("ioi").cross_sections("ioi-circuit")
+    assert [cs.name for cs in sections][0] == "resid_l2_end"
+    for cs in sections:
+        for node in cs.nodes:
+            validate_hook(model, node)
+
+
+def test_shipped_heads_match_the_model_card(model):
+    """The card's head table (n=1000), re-measured on 200 prompts with loose tolerances."""
+    from sae_bench.ioi_circuit.circuit import classify, head_stats
+    from sae_bench.tasks import get_task
+
+    data = get_task("ioi").build(model, n=200, seed=0, split="eval", counterfactuals=False)
+    with fixed_threads(1):
+        stats = head_stats(model, data)
+    for head in ((0, 0), (0, 1), (0, 3)):  # gather both names: IO and S1 alike
+        assert 0.3 <= stats[head].end_io <= 0.55 and 0.3 <= stats[head].end_s1 <= 0.55, head
+    assert stats[(1, 0)].dla > 3 and stats[(1, 3)].dla > 2
+    assert classify(stats)["name_mover"] == ()  # the card's main negative finding
