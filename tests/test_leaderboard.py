@@ -19,9 +19,9 @@ from sae_bench.leaderboard import rank as rank_rows
 from sae_bench.sae import SAE, save_native
 
 HOOK = "blocks.0.hook_resid_post"
-# Pareto fronts against L0, edit accuracy vs budget, F1 histogram (no weight-removed plot: these
-# results carry no per-budget weight_removed_{attribute}_k{k} metrics).
-PLOTS = 3
+# Pareto fronts against L0, edit accuracy vs budget, weight removed vs budget (the results carry
+# weight_removed_{attribute}_k{k}), F1 histogram.
+PLOTS = 4
 
 
 def _random_sae(d_in: int, d_sae: int) -> SAE:
