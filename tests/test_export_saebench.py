@@ -141,5 +141,5 @@ def test_export_bad_input_is_one_line(tmp_path, capsys):
     assert main(["export", str(tmp_path / "nope.json"), "--format", "saebench", "--out",
                  str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "cannot read result" in err[0]
+    assert len(err) == 1 and "result file not found" in err[0] and "check the path" in err[0]
     assert not (tmp_path / "o").exists()
