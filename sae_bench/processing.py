@@ -19,6 +19,7 @@ Declarations, by source:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from sae_bench.errors import UserError
@@ -121,3 +122,13 @@ def required(declarations: list[tuple[str, Mapping[str, Any]]]) -> Processing | 
             f"{describe(pb)}), and one run shares one model; score them in separate runs."
         )
     return found[0][1] if found else None
+
+
+def of_library_config(config: dict[str, Any], path: Path | str) -> dict[str, bool] | None:
+    """The processing of an SAE saved by dictionary_learning or sparsify: raw, as those libraries
+    train on raw Hugging Face hidden states; our exports (`sae.library_save`) carry their own
+    declaration, or none when the SAE declared none."""
+    if "sae_bench_hook_name" in config:
+        declared = config.get("sae_bench_model_processing")
+        return None if declared is None else parse(declared, str(path))
+    return dict(RAW)

@@ -9,7 +9,7 @@ from test_planted_diagnostics import N_VALUES, OFFSETS, supervised_sae, world
 
 from sae_bench.axes import approximation as approx
 from sae_bench.axes import control
-from sae_bench.axes.interpretability import PropertyFamily, interpret, value_scores
+from sae_bench.axes.interpretability import interpret, value_scores
 from sae_bench.axes.oversplitting import oversplitting
 from sae_bench.axes.supervised_codes import residual_precision, supervised_codes
 from sae_bench.dictionaries import fit
@@ -221,6 +221,3 @@ def test_supervised_codes_cannot_separate_attributes_that_share_a_direction():
     f1 = value_scores(io_block > 0, labels["IO"], 30).f1.diagonal()
     assert float(f1.max()) < 0.75
 
-
-def _family(name, labels, n):
-    return PropertyFamily.of_attribute(name, tuple(map(str, range(n))), labels)

@@ -88,7 +88,7 @@ def load_dictionary_learning(path: Path, *, hook_name: str | None = None) -> SAE
     metadata.update(
         dict_class=dict_class,
         # the library trains on raw Hugging Face hidden states (nnsight), unprocessed
-        model_processing=_processing(trainer, config_path),
+        model_processing=processing.of_library_config(trainer, config_path),
         hook_name_source="override" if hook_name is not None else ("file" if file_hook else None),
     )
     hashes = {WEIGHTS_FILE: sha256_file(weights_path), CONFIG_FILE: sha256_file(config_path)}
@@ -249,11 +249,3 @@ def _check_dims(trainer: dict[str, Any], W_enc: Tensor, config_path: Path) -> No
                 "config.json and ae.pt come from different runs."
             )
 
-
-def _processing(config: dict[str, Any], path: Path) -> dict[str, bool] | None:
-    """Raw, as the library trains; our exports (library_save) carry their own declaration, or
-    none when the SAE declared none."""
-    if "sae_bench_hook_name" in config:
-        declared = config.get("sae_bench_model_processing")
-        return None if declared is None else processing.parse(declared, str(path))
-    return dict(processing.RAW)

@@ -86,7 +86,7 @@ def load_sparsify(folder: Path, *, hook_name: str | None = None) -> SAE:
     metadata.update(
         hookpoint=folder.name,
         # sparsify trains on raw Hugging Face hidden states: no TransformerLens processing
-        model_processing=_processing(cfg, cfg_path),
+        model_processing=processing.of_library_config(cfg, cfg_path),
         hook_name_source="override" if hook_name is not None else ("file" if file_hook else None),
     )
     hashes = {CFG_FILE: sha256_file(cfg_path), WEIGHTS_FILE: sha256_file(weights_path)}
@@ -107,11 +107,3 @@ def load_sparsify(folder: Path, *, hook_name: str | None = None) -> SAE:
         metadata=metadata,
     )
 
-
-def _processing(config: dict[str, Any], path: Path) -> dict[str, bool] | None:
-    """Raw, as the library trains; our exports (library_save) carry their own declaration, or
-    none when the SAE declared none."""
-    if "sae_bench_hook_name" in config:
-        declared = config.get("sae_bench_model_processing")
-        return None if declared is None else processing.parse(declared, str(path))
-    return dict(processing.RAW)
