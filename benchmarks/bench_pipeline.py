@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sae_bench.cli import main
-from sae_bench.leaderboard import write_leaderboard
+from sae_bench.cli.main import main
+from sae_bench.report.leaderboard import write_leaderboard
 from sae_bench.sae import load_sae
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,9 +19,9 @@ import time
 import pytest
 import torch
 
-from sae_bench.models import load_model
-from sae_bench.patching import run_patched
-from sae_bench.runner import InterventionRunner
+from sae_bench.engine.patching import run_patched
+from sae_bench.engine.runner import InterventionRunner
+from sae_bench.models.registry import load_model
 from sae_bench.tasks import get_task
 
 N_PROMPTS = 1_000

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from sae_bench import processing
-from sae_bench.cli import main
-from sae_bench.models import load_model
+from sae_bench.cli.main import main
+from sae_bench.models import processing
+from sae_bench.models.registry import load_model
 from sae_bench.sae import SAE, save_native
 
 LAYER, HEAD = 0, 1

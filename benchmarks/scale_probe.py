@@ -92,9 +92,10 @@ def probe(n_saes: int, cross_section: str, n_eval: int, n_fit: int, seed: int,
           cache_dir: Path | None = None) -> dict:
     from transformer_lens import HookedTransformer
 
-    from sae_bench import collect, commands
-    from sae_bench.cli import main
-    from sae_bench.runner import InterventionRunner
+    from sae_bench.cli import commands
+    from sae_bench.cli.main import main
+    from sae_bench.engine import collect
+    from sae_bench.engine.runner import InterventionRunner
 
     forward = ForwardClock()
     forward.wrap(HookedTransformer, "forward")

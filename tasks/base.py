@@ -13,7 +13,7 @@ import torch
 
 if TYPE_CHECKING:
     from sae_bench.axes.interpretability import PropertyFamily
-    from sae_bench.nodes import CrossSection, Node
+    from sae_bench.models.nodes import CrossSection, Node
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def gpt2_tok():
-    from sae_bench.models import gpt2_tokenizer
+    from sae_bench.models.registry import gpt2_tokenizer
 
     return gpt2_tokenizer()
 
@@ -27,6 +27,6 @@ def small_gpt2_vocab_model(gpt2_tok):
 
 @pytest.fixture(scope="session")
 def gpt2_random():
-    from sae_bench.models import load_model
+    from sae_bench.models.registry import load_model
 
     return load_model("gpt2-random")

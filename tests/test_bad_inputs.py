@@ -23,7 +23,7 @@ import torch
 from helpers import identity_sae
 from safetensors.torch import save_file
 
-from sae_bench.cli import main
+from sae_bench.cli.main import main
 from sae_bench.sae import save_native
 
 HOOK = "blocks.0.hook_resid_post"
@@ -529,8 +529,8 @@ def test_a_node_built_directly_is_checked_like_a_parsed_one():
     """evaluate builds Node(...) directly, which skips Node.parse; validate_hook must still
     refuse a head on a hook without a head axis (it used to crash in the suffix forward)."""
     from sae_bench.errors import UserError
-    from sae_bench.models import load_model
-    from sae_bench.nodes import Node, node_width, validate_hook
+    from sae_bench.models.nodes import Node, node_width, validate_hook
+    from sae_bench.models.registry import load_model
 
     model = load_model("ioi-tiny")
     with pytest.raises(UserError, match="has no head axis"):

@@ -10,8 +10,8 @@ import struct
 import torch
 from helpers import identity_sae
 
-from sae_bench.cache import CACHE_FORMAT, HASH_KEY, DictionaryCache
-from sae_bench.cli import main
+from sae_bench.cli.main import main
+from sae_bench.engine.cache import CACHE_FORMAT, HASH_KEY, DictionaryCache
 from sae_bench.sae import save_native
 
 HOOK = "blocks.0.hook_resid_post"
@@ -81,7 +81,7 @@ def test_wrong_width_missing_hash_and_missing_tensor_are_rebuilt(tmp_path):
     assert cache.get_activations(key) is None and "no content hash" in lines[-1]
     # A valid hash over an entry that lacks the tensor: not trusted either.
     cache.put_activations(key, torch.ones(10, 64))
-    from sae_bench.cache import content_hash
+    from sae_bench.engine.cache import content_hash
 
     meta = {"x": "1"}
     save_file({"other": torch.ones(2)}, str(path),

@@ -10,7 +10,7 @@ import torch
 from helpers import identity_sae
 from safetensors.torch import save_file
 
-from sae_bench.cli import main
+from sae_bench.cli.main import main
 from sae_bench.sae import save_native
 
 HOOK = "blocks.0.hook_resid_post"
@@ -118,7 +118,7 @@ def test_real_process_prints_one_line_for_a_pickle_with_code(tmp_path):
     with open(path, "wb") as fh:
         pickle.dump({"W_enc": Evil()}, fh)
     proc = subprocess.run(
-        [sys.executable, "-m", "sae_bench.cli", "run", "--sae", str(path), "--out",
+        [sys.executable, "-m", "sae_bench.cli.main", "run", "--sae", str(path), "--out",
          str(tmp_path / "run")],
         capture_output=True, text=True, timeout=120,
     )

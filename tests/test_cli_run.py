@@ -8,7 +8,7 @@ import pytest
 import torch
 from helpers import identity_sae
 
-from sae_bench.cli import main
+from sae_bench.cli.main import main
 from sae_bench.sae import save_native
 
 SMALL = ["--n-fit", "2000", "--n-eval", "400", "--quiet"]
@@ -134,10 +134,10 @@ def test_random_sae_scores_below_identity(tmp_path, cache_dir):
 
 
 def test_second_context_reuses_cached_dictionaries(tmp_path):
-    from sae_bench.cache import DictionaryCache
-    from sae_bench.context import EvalContext
-    from sae_bench.models import load_model
-    from sae_bench.nodes import Node
+    from sae_bench.engine.cache import DictionaryCache
+    from sae_bench.engine.context import EvalContext
+    from sae_bench.models.nodes import Node
+    from sae_bench.models.registry import load_model
     from sae_bench.progress import Progress
     from sae_bench.tasks import get_task
 
@@ -206,11 +206,11 @@ def test_several_saes_with_one_name_are_refused(tmp_path, cache_dir, identity_fi
 def test_fit_activations_are_cached_on_disk(tmp_path, monkeypatch):
     """A fresh process with a warm cache must not run the fit prompts through the model again
     (GPT-2: minutes), and must get the same activations back."""
-    from sae_bench import collect
-    from sae_bench.cache import DictionaryCache
-    from sae_bench.context import EvalContext
-    from sae_bench.models import load_model
-    from sae_bench.nodes import Node
+    from sae_bench.engine import collect
+    from sae_bench.engine.cache import DictionaryCache
+    from sae_bench.engine.context import EvalContext
+    from sae_bench.models.nodes import Node
+    from sae_bench.models.registry import load_model
     from sae_bench.progress import Progress
     from sae_bench.tasks import get_task
 

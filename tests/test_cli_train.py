@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from sae_bench.cli import main
+from sae_bench.cli.main import main
 from sae_bench.sae import SAEBundle, load_sae
 
 NODE = "blocks.0.hook_resid_post@END"

@@ -7,10 +7,10 @@ import pytest
 import torch
 from test_runner import ATOL, HEAD_SITES, TASK, make_model
 
-from sae_bench.collect import node_activations
-from sae_bench.nodes import Node
-from sae_bench.patching import collect_activations
-from sae_bench.suffix_forward import SITES
+from sae_bench.engine.collect import node_activations
+from sae_bench.engine.patching import collect_activations
+from sae_bench.engine.suffix_forward import SITES
+from sae_bench.models.nodes import Node
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sae_bench.cache import DictionaryCache
-from sae_bench.dictionaries import fit
+from sae_bench.engine.cache import DictionaryCache
 from sae_bench.errors import UserError
+from sae_bench.truth.dictionaries import fit
 
 N_VALUES = {"IO": 12, "S": 12, "Pos": 2}
 

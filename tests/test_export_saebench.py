@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from sae_bench.cli import main
+from sae_bench.cli.main import main
 
 SAEBENCH_VERSION = "0.6.0"
 RESULTS = Path(__file__).parents[1] / "reports" / "ioi-tiny" / "runs" / "topk-k16-task"

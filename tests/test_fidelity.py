@@ -12,7 +12,7 @@ from sae_bench.axes import control
 from sae_bench.axes.interpretability import interpret, value_scores
 from sae_bench.axes.oversplitting import oversplitting
 from sae_bench.axes.supervised_codes import residual_precision, supervised_codes
-from sae_bench.dictionaries import fit
+from sae_bench.truth.dictionaries import fit
 
 # ---- control: the interpretation-aware edit -------------------------------------------------
 

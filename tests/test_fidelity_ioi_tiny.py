@@ -8,13 +8,13 @@ import pytest
 import torch
 from helpers import identity_sae
 
-from sae_bench import evaluate as evaluate_module
 from sae_bench.axes.supervised_codes import residual_precision
-from sae_bench.cache import DictionaryCache
-from sae_bench.context import EvalContext
-from sae_bench.evaluate import evaluate, resolve_units
-from sae_bench.models import load_model
-from sae_bench.nodes import Node
+from sae_bench.engine.cache import DictionaryCache
+from sae_bench.engine.context import EvalContext
+from sae_bench.evaluate import pipeline as evaluate_module
+from sae_bench.evaluate.pipeline import evaluate, resolve_units
+from sae_bench.models.nodes import Node
+from sae_bench.models.registry import load_model
 from sae_bench.progress import Progress
 from sae_bench.sae import SAE, load_sae
 from sae_bench.tasks import get_task

@@ -1,7 +1,8 @@
 """Score regressions: re-evaluate shipped baselines and compare with the golden files.
 
 When a metric's maths changes on purpose: bump the task version (tasks/ioi/__init__.py) and run
-`python -m sae_bench.golden --refresh`, then commit the new golden files with the change.
+`python -m sae_bench.cli.golden_refresh --refresh`, then commit the new golden files with the
+change.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ import json
 
 import pytest
 
-from sae_bench.golden import GOLDEN_SAES, compare, evaluate_shipped, golden_path
-from sae_bench.results import load_result
+from sae_bench.cli.golden_refresh import GOLDEN_SAES, evaluate_shipped, golden_path
+from sae_bench.results.document import load_result
+from sae_bench.results.golden import compare
 from sae_bench.tasks import get_task
 
 
@@ -27,7 +29,8 @@ def test_every_shipped_baseline_has_a_golden_file():
     version = get_task("ioi").version
     missing = [n for n in GOLDEN_SAES if not golden_path(version, n).exists()]
     assert not missing, (f"no golden file for {missing} at task version {version}: run "
-                         "`python -m sae_bench.golden --refresh` after bumping the version")
+                         "`python -m sae_bench.cli.golden_refresh --refresh` after bumping the "
+                         "version")
 
 
 @pytest.mark.slow
@@ -40,7 +43,7 @@ def test_scores_match_golden(name, shipped_results):
 
 def test_compare_reports_drift_readably(monkeypatch):
     """A changed metric shows its key, old and new value, tolerance and reason."""
-    from sae_bench import golden
+    from sae_bench.results import golden
 
     golden_doc = {"metrics": {
         "unit/u/approximation/sufficiency": {"value": 1.0, "tolerance": 1e-4,
@@ -60,8 +63,8 @@ def test_compare_reports_drift_readably(monkeypatch):
 
 def test_golden_command_pins_and_checks_a_result(tmp_path, capsys):
     """Users' CI: `sae-bench golden RESULTS --write` once, then `--check` after every run."""
-    from sae_bench.cli import main
-    from sae_bench.golden import SAE_DIR
+    from sae_bench.cli.golden_refresh import SAE_DIR
+    from sae_bench.cli.main import main
 
     shipped = SAE_DIR.parent / "runs" / "topk-k4-task" / "results.json"
     golden = tmp_path / "golden.json"

@@ -8,11 +8,11 @@ import time
 import pytest
 import torch
 
-from sae_bench.cli import main
+from sae_bench.cli.main import main
+from sae_bench.engine.patching import collect_activations
 from sae_bench.errors import UserError
-from sae_bench.models import load_model
-from sae_bench.nodes import Node, node_width
-from sae_bench.patching import collect_activations
+from sae_bench.models.nodes import Node, node_width
+from sae_bench.models.registry import load_model
 from sae_bench.tasks import get_task
 
 TASK = get_task("ioi")

@@ -204,7 +204,7 @@ def test_our_export_loads_in_sparsify(sparsify, tmp_path, apply_b_dec):
 
 
 def test_train_sae_writes_library_folders(dl, sparsify, tmp_path):
-    from sae_bench.cli import main
+    from sae_bench.cli.main import main
 
     assert main(["train-sae", "--arch", "topk", "--k", "4", "--node",
                  "blocks.0.hook_resid_post@END", "--out", str(tmp_path / "s.safetensors"),

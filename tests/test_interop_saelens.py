@@ -21,7 +21,7 @@ from sae_lens import TrainingSAE  # noqa: E402
 from sae_lens.saes.sae import SAEMetadata  # noqa: E402
 from sae_lens.training.activation_scaler import ActivationScaler  # noqa: E402
 
-from sae_bench.cli import main  # noqa: E402
+from sae_bench.cli.main import main  # noqa: E402
 from sae_bench.errors import UserError  # noqa: E402
 from sae_bench.sae import SAE, load_sae  # noqa: E402
 from sae_bench.sae.saelens_save import save_saelens  # noqa: E402
@@ -236,7 +236,7 @@ def test_fvu_l0_gamma_agree_with_sae_lens_evals(arch, tmp_path):
     from sae_lens.evals import get_sparsity_and_variance_metrics
 
     from sae_bench.axes import approximation as approx
-    from sae_bench.models import load_model
+    from sae_bench.models.registry import load_model
     from sae_bench.tasks import get_task
 
     model = load_model("ioi-tiny")
@@ -280,9 +280,9 @@ def test_named_saelens_sae_fails_fast_offline(monkeypatch, tmp_path, capsys):
 def test_named_saelens_sae_goes_through_saelens_loader(monkeypatch, tmp_path):
     """The mechanics, with a SAELens SAE saved locally standing in for the hub download: a
     concatenated-z SAE (like gpt2-small-hook-z-kk) on ioi-tiny's layer-0 z (4 heads x 32)."""
-    from sae_bench.export.saebench import unit_document
-    from sae_bench.models import load_model
-    from sae_bench.results import load_result
+    from sae_bench.models.registry import load_model
+    from sae_bench.results.document import load_result
+    from sae_bench.results.export.saebench import unit_document
     from sae_bench.sae import saelens_hub
 
     model = load_model("ioi-tiny")

@@ -18,9 +18,9 @@ import pytest
 import torch
 from helpers import identity_sae
 
-from sae_bench.cache import DictionaryCache
-from sae_bench.cli import main
-from sae_bench.io import remove_stale_temp_files, write_text_atomic
+from sae_bench.cli.main import main
+from sae_bench.engine.cache import DictionaryCache
+from sae_bench.fileio.atomic import remove_stale_temp_files, write_text_atomic
 from sae_bench.sae import SAE, save_native
 
 HOOK = "blocks.0.hook_resid_post"
@@ -40,7 +40,7 @@ def make_saes(folder: Path) -> list[Path]:
 
 
 def command(saes: list[Path], out: Path, cache: Path, *extra: str) -> list[str]:
-    argv = [sys.executable, "-m", "sae_bench.cli", "run", "--out", str(out), "--cache-dir",
+    argv = [sys.executable, "-m", "sae_bench.cli.main", "run", "--out", str(out), "--cache-dir",
             str(cache), *TINY, *extra]
     for sae in saes:
         argv += ["--sae", str(sae)]

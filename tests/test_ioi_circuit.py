@@ -10,13 +10,13 @@ import re
 import pytest
 import torch
 
-from sae_bench.ioi_circuit import behaviour, corpus
-from sae_bench.ioi_circuit.model import RETRAIN_COMMAND, asset_dir, load, load_from
-from sae_bench.ioi_circuit.train import TrainConfig, corpus_spec, main, train_raw
-from sae_bench.ioi_tiny.corpus import is_held_out
-from sae_bench.ioi_tiny.model import ASSET_FILES
-from sae_bench.ioi_tiny.tokenizer import build_tokenizer, load_tokenizer
-from sae_bench.ioi_tiny.train import fixed_threads, make_batch
+from sae_bench.models.ioi_circuit import behaviour, corpus
+from sae_bench.models.ioi_circuit.model import RETRAIN_COMMAND, asset_dir, load, load_from
+from sae_bench.models.ioi_circuit.train import TrainConfig, corpus_spec, main, train_raw
+from sae_bench.models.ioi_tiny.corpus import is_held_out
+from sae_bench.models.ioi_tiny.model import ASSET_FILES
+from sae_bench.models.ioi_tiny.tokenizer import build_tokenizer, load_tokenizer
+from sae_bench.models.ioi_tiny.train import fixed_threads, make_batch
 from sae_bench.tasks.ioi.prompts import TEMPLATES, render, sample
 from sae_bench.tasks.ioi.vocab import NAMES
 
@@ -169,7 +169,7 @@ def test_shipped_model_meets_the_behaviour_floors(behaviour_metrics):
 
 
 def test_shipped_cross_sections_are_registered_on_real_hooks(model):
-    from sae_bench.nodes import validate_hook
+    from sae_bench.models.nodes import validate_hook
     from sae_bench.tasks import get_task
 
     sections = get_task("ioi").cross_sections("ioi-circuit")
@@ -181,7 +181,7 @@ def test_shipped_cross_sections_are_registered_on_real_hooks(model):
 
 def test_shipped_heads_match_the_model_card(model):
     """The card's head table (n=1000), re-measured on 200 prompts with loose tolerances."""
-    from sae_bench.ioi_circuit.circuit import classify, head_stats
+    from sae_bench.models.ioi_circuit.circuit import classify, head_stats
     from sae_bench.tasks import get_task
 
     data = get_task("ioi").build(model, n=200, seed=0, split="eval", counterfactuals=False)

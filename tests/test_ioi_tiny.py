@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from sae_bench.errors import UserError
-from sae_bench.ioi_tiny import corpus
-from sae_bench.ioi_tiny.model import (
+from sae_bench.models.ioi_tiny import corpus
+from sae_bench.models.ioi_tiny.model import (
     ASSET_FILES,
     RETRAIN_COMMAND,
     asset_dir,
@@ -25,8 +25,8 @@ from sae_bench.ioi_tiny.model import (
     make_config,
     process,
 )
-from sae_bench.ioi_tiny.tokenizer import load_tokenizer
-from sae_bench.ioi_tiny.train import (
+from sae_bench.models.ioi_tiny.tokenizer import load_tokenizer
+from sae_bench.models.ioi_tiny.train import (
     TrainConfig,
     fixed_threads,
     init_weights_,
@@ -54,7 +54,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def metrics(model):
-    from sae_bench.ioi_tiny.evaluate import ioi_metrics
+    from sae_bench.models.ioi_tiny.evaluate import ioi_metrics
 
     # One thread: on a busy 2-core machine, 2 torch threads are many times slower.
     with fixed_threads(1):
@@ -191,11 +191,11 @@ def test_missing_or_corrupt_assets_raise_a_user_error(tmp_path):
         shutil.copytree(src, tmp_path / "ok")
     shutil.copytree(tmp_path / "ok", tmp_path / "missing")
     (tmp_path / "missing" / "model.safetensors").unlink()
-    with pytest.raises(UserError, match="missing.*sae_bench.ioi_tiny.train"):
+    with pytest.raises(UserError, match="missing.*sae_bench.models.ioi_tiny.train"):
         load_from(tmp_path / "missing")
     shutil.copytree(tmp_path / "ok", tmp_path / "corrupt")
     (tmp_path / "corrupt" / "model.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(UserError, match="corrupt.*sae_bench.ioi_tiny.train"):
+    with pytest.raises(UserError, match="corrupt.*sae_bench.models.ioi_tiny.train"):
         load_from(tmp_path / "corrupt")
 
 

@@ -14,8 +14,9 @@ import torch
 from helpers import identity_sae
 
 from sae_bench.errors import UserError
-from sae_bench.leaderboard import Row, write_leaderboard
-from sae_bench.leaderboard import rank as rank_rows
+from sae_bench.report.leaderboard import write_leaderboard
+from sae_bench.report.rows import Row
+from sae_bench.report.rows import rank as rank_rows
 from sae_bench.sae import SAE, save_native
 
 HOOK = "blocks.0.hook_resid_post"
@@ -37,7 +38,7 @@ def _random_sae(d_in: int, d_sae: int) -> SAE:
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Two real `sae-bench run` documents: an exact (identity) SAE and a random one."""
-    from sae_bench.cli import main
+    from sae_bench.cli.main import main
 
     tmp = tmp_path_factory.mktemp("lb")
     paths = []
@@ -92,7 +93,7 @@ def test_csv_rows_and_ranking(results: list[Path], tmp_path: Path) -> None:
 
 
 def _row(name: str, value: float | None) -> Row:
-    from sae_bench.leaderboard import GroupKey
+    from sae_bench.report.rows import GroupKey
 
     return Row(group=GroupKey("t", "1", "m"), sae=name, architecture="relu", d_sae="1", k="n/a",
                unit="u", values={"x": value}, supervised={})

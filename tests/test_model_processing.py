@@ -12,13 +12,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sae_bench import processing as P
 from sae_bench.axes import approximation as approx
-from sae_bench.cli import main
+from sae_bench.cli.main import main
+from sae_bench.engine.patching import collect_activations
 from sae_bench.errors import UserError
-from sae_bench.models import load_model
-from sae_bench.nodes import Node
-from sae_bench.patching import collect_activations
+from sae_bench.models import processing as P
+from sae_bench.models.nodes import Node
+from sae_bench.models.registry import load_model
 from sae_bench.sae import SAE, load_sae, save_bundle, save_native
 from sae_bench.tasks import get_task
 

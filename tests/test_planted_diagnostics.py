@@ -10,8 +10,8 @@ import torch
 from sae_bench.axes import control
 from sae_bench.axes.occlusion import linear_decodability, name_coverage, occlusion
 from sae_bench.axes.oversplitting import oversplitting
-from sae_bench.dictionaries import fit
 from sae_bench.sae import SAE
+from sae_bench.truth.dictionaries import fit
 
 N_VALUES = {"IO": 30, "S": 30, "Pos": 2}
 OFFSETS = {"IO": 0, "S": 30, "Pos": 60}

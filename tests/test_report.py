@@ -13,8 +13,12 @@ from pathlib import Path
 import pytest
 from cdp import Browser, find_chromium
 
-from sae_bench import report_plots, report_tables
-from sae_bench.leaderboard import Group, GroupKey, MetricMeta, Row, load_groups, write_leaderboard
+from sae_bench.report import plots as report_plots
+from sae_bench.report import structure as report_structure
+from sae_bench.report import tables as report_tables
+from sae_bench.report.groups import load_groups
+from sae_bench.report.leaderboard import write_leaderboard
+from sae_bench.report.rows import Group, GroupKey, MetricMeta, Row
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = sorted((ROOT / "reports" / "ioi-tiny" / "runs").glob("*/results.json"))
@@ -26,7 +30,7 @@ def _group() -> Group:
     return group
 
 
-def _table(rep: report_tables.Report, axis: str) -> report_tables.AxisTable:
+def _table(rep: report_structure.Report, axis: str) -> report_structure.AxisTable:
     return next(t for t in rep.tables if t.axis == axis)
 
 
@@ -152,8 +156,8 @@ def test_pareto_front() -> None:
     rows = [_row("sparse-bad", 1, 0.1), _row("mid", 5, 0.5), _row("dominated", 6, 0.4),
             _row("dense-good", 50, 0.9), _row("tie", 5, 0.5), _row("missing", 0.5, None)]
     meta = MetricMeta("x", "higher", "")
-    col = report_tables.Column("y", meta)
-    table = report_tables.AxisTable("x", "", "", [col], [], [], set(), {}, [], [], [])
+    col = report_structure.Column("y", meta)
+    table = report_structure.AxisTable("x", "", "", [col], [], [], set(), {}, [], [], [])
 
     def key(r: Row) -> tuple:
         return ((0, -r.values["y"]) if r.values["y"] is not None else (1, 0.0),)

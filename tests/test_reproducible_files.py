@@ -9,8 +9,8 @@ import sys
 
 from helpers import identity_sae
 
-from sae_bench.canonical import canonical_header
-from sae_bench.cli import main
+from sae_bench.cli.main import main
+from sae_bench.fileio.canonical import canonical_header
 from sae_bench.sae import save_native
 
 HOOK = "blocks.0.hook_resid_post"
@@ -69,7 +69,7 @@ def test_result_does_not_depend_on_path_spelling_or_cwd(tmp_path, monkeypatch):
 
 def test_run_name_from_a_dotdot_path_stays_inside_out(tmp_path, monkeypatch):
     """`--sae x/sub/..` used to be named `..`, so its results landed outside --out."""
-    from sae_bench.commands import _default_run_name
+    from sae_bench.cli.run import _default_run_name
 
     (tmp_path / "x" / "sub").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sae_bench.results import SCHEMA_PATH, SCHEMA_VERSION, EvaluationResult, json_schema
+from sae_bench.results.document import SCHEMA_PATH, SCHEMA_VERSION, EvaluationResult, json_schema
 
 
 def test_committed_schema_matches_models():

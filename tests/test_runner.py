@@ -1,4 +1,5 @@
-"""`InterventionRunner` gives the numbers of the hook-based reference in `sae_bench.patching`.
+"""`InterventionRunner` gives the numbers of the hook-based reference in
+`sae_bench.engine.patching`.
 
 Small random models with GPT-2's tokenizer: a 12-layer, 12-head one so GPT-2's IOI cross-sections
 apply unchanged, 4-layer ones for other block variants, and one check on gpt2-random itself.
@@ -9,11 +10,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from sae_bench.engine.patching import collect_activations, run_patched
+from sae_bench.engine.runner import InterventionRunner, RunOutput
+from sae_bench.engine.suffix_forward import SITES
 from sae_bench.errors import UserError
-from sae_bench.nodes import Node
-from sae_bench.patching import collect_activations, run_patched
-from sae_bench.runner import InterventionRunner, RunOutput
-from sae_bench.suffix_forward import SITES
+from sae_bench.models.nodes import Node
 from sae_bench.tasks import get_task
 
 TASK = get_task("ioi")
@@ -267,7 +268,7 @@ def test_gpt2_random_matches_reference(gpt2_random):
 
 
 def test_ioi_tiny_matches_reference():
-    from sae_bench.models import load_model
+    from sae_bench.models.registry import load_model
 
     model = load_model("ioi-tiny")
     d = TASK.build(model, n=48, seed=0, split="eval")

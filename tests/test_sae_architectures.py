@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sae_bench.errors import UserError
-from sae_bench.nodes import Node
+from sae_bench.models.nodes import Node
 from sae_bench.sae import ARCHITECTURES, SAE
 
 HOOK = "blocks.0.hook_resid_post"

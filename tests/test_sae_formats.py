@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import save_file
 
 from sae_bench.errors import UserError
-from sae_bench.nodes import Node
+from sae_bench.models.nodes import Node
 from sae_bench.sae import SAE, SAEBundle, detect_format, load_sae, save_native
 
 D_IN, D_SAE, K = 4, 6, 2

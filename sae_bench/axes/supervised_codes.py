@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 import torch
 
-from sae_bench.dictionaries import SupervisedDictionary
+from sae_bench.truth.dictionaries import SupervisedDictionary
 
 # Ridge added to Σ, relative to its mean eigenvalue, so that directions with (almost) no residual
 # variance (e.g. a head's unused dimensions) do not dominate the decoder.

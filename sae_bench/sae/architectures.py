@@ -21,53 +21,50 @@ Conventions shared by SAELens, dictionary_learning and sparsify, which these rep
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from sae_bench.errors import unknown_name
+from sae_bench.sae.contract import SAEParams
 
-if TYPE_CHECKING:
-    from sae_bench.sae.base import SAE
-
-Encoder = Callable[["SAE", Tensor], Tensor]
+Encoder = Callable[[SAEParams, Tensor], Tensor]
 
 
-def centered(sae: SAE, x_n: Tensor) -> Tensor:
+def centered(sae: SAEParams, x_n: Tensor) -> Tensor:
     """Input minus the decoder bias when the architecture centres its input. [..., d_in]"""
     return x_n - sae.b_dec if sae.apply_b_dec_to_input else x_n
 
 
-def pre_activation(sae: SAE, x_n: Tensor) -> Tensor:
+def pre_activation(sae: SAEParams, x_n: Tensor) -> Tensor:
     """Affine encoder output ``[..., d_sae]`` (for gated: the gate pre-activation π_gate)."""
     return centered(sae, x_n) @ sae.W_enc + sae.b_enc
 
 
-def _relu(sae: SAE, x_n: Tensor) -> Tensor:
+def _relu(sae: SAEParams, x_n: Tensor) -> Tensor:
     return torch.relu(pre_activation(sae, x_n))
 
 
-def _topk(sae: SAE, x_n: Tensor) -> Tensor:
+def _topk(sae: SAEParams, x_n: Tensor) -> Tensor:
     acts = torch.relu(pre_activation(sae, x_n))
     assert sae.k is not None  # guaranteed by validation
     values, indices = acts.topk(int(sae.k), dim=-1, sorted=False)
     return torch.zeros_like(acts).scatter_(-1, indices, values)
 
 
-def _batchtopk(sae: SAE, x_n: Tensor) -> Tensor:
+def _batchtopk(sae: SAEParams, x_n: Tensor) -> Tensor:
     assert sae.threshold is not None  # guaranteed by validation
     acts = torch.relu(pre_activation(sae, x_n))
     return acts * (acts > sae.threshold)
 
 
-def _jumprelu(sae: SAE, x_n: Tensor) -> Tensor:
+def _jumprelu(sae: SAEParams, x_n: Tensor) -> Tensor:
     assert sae.threshold is not None  # guaranteed by validation
     pre = pre_activation(sae, x_n)
     return torch.relu(pre) * (pre > sae.threshold)
 
 
-def _gated(sae: SAE, x_n: Tensor) -> Tensor:
+def _gated(sae: SAEParams, x_n: Tensor) -> Tensor:
     assert sae.r_mag is not None and sae.b_mag is not None  # guaranteed by validation
     shared = centered(sae, x_n) @ sae.W_enc
     pi_gate = shared + sae.b_enc
@@ -102,6 +99,6 @@ def check_architecture(name: str) -> str:
     return name
 
 
-def encode_normalized(sae: SAE, x_n: Tensor) -> Tensor:
+def encode_normalized(sae: SAEParams, x_n: Tensor) -> Tensor:
     """Latents ``[..., d_sae]`` of normalised input ``[..., d_in]``."""
     return ENCODERS[sae.architecture](sae, x_n)

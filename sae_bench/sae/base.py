@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from sae_bench.errors import UserError
-from sae_bench.nodes import Node
+from sae_bench.models.nodes import Node
 from sae_bench.sae.architectures import EXTRA_TENSORS, encode_normalized
 from sae_bench.sae.validation import shape_str, validate
 

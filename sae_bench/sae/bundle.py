@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sae_bench.errors import UserError
-from sae_bench.nodes import Node
+from sae_bench.models.nodes import Node
 from sae_bench.sae.base import SAE
 from sae_bench.sae.files import read_json, sha256_file
 
@@ -65,7 +65,7 @@ def save_bundle(saes: Mapping[Node, SAE], folder: Path) -> Path:
     atomically, the manifest last, so a crash never leaves a manifest naming a missing file."""
     import json
 
-    from sae_bench.io import write_text_atomic
+    from sae_bench.fileio.atomic import write_text_atomic
     from sae_bench.sae.native import save_native
 
     folder.mkdir(parents=True, exist_ok=True)

@@ -72,7 +72,7 @@ def _int_k(sae: SAE, library: str) -> int:
 def save_dictionary_learning(sae: SAE, folder: Path | str, *, lm_name: str | None = None
                              ) -> Path:
     """Write ``ae.pt`` + ``config.json`` as dictionary_learning's trainSAE does."""
-    from sae_bench.io import write_bytes_atomic, write_text_atomic
+    from sae_bench.fileio.atomic import write_bytes_atomic, write_text_atomic
 
     arch = sae.architecture
     w = folded(sae, centred=arch != "jumprelu")
@@ -121,7 +121,7 @@ def save_sparsify(sae: SAE, folder: Path | str) -> Path:
     """Write ``cfg.json`` + ``sae.safetensors`` as ``SparseCoder.save_to_disk`` does."""
     from safetensors.torch import save
 
-    from sae_bench.io import write_bytes_atomic, write_text_atomic
+    from sae_bench.fileio.atomic import write_bytes_atomic, write_text_atomic
 
     if sae.architecture != "topk":
         raise UserError(f"sparsify stores TopK SAEs only; this one is {sae.architecture}. "

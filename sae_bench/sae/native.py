@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
-from sae_bench.canonical import safetensors_bytes
 from sae_bench.errors import UserError
-from sae_bench.io import write_bytes_atomic
+from sae_bench.fileio.atomic import write_bytes_atomic
+from sae_bench.fileio.canonical import safetensors_bytes
 from sae_bench.sae.architectures import ARCHITECTURES, EXTRA_TENSORS, check_architecture
 from sae_bench.sae.base import SAE
 from sae_bench.sae.files import (

@@ -29,8 +29,8 @@ from typing import Any
 
 import torch
 
-from sae_bench import processing
 from sae_bench.errors import UserError, unknown_name
+from sae_bench.models import processing
 from sae_bench.sae import saelens_scaling as scaling
 from sae_bench.sae.base import SAE
 from sae_bench.sae.files import (

@@ -113,6 +113,6 @@ def _reachable(repo_id: str) -> bool:
         pass
     if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
         return False
-    from sae_bench.models import _hub_reachable
+    from sae_bench.models.registry import _hub_reachable
 
     return _hub_reachable()

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from sae_bench import processing
+from sae_bench.models import processing
 from sae_bench.sae.base import SAE
 from sae_bench.sae.saelens import CFG_FILE, WEIGHTS_FILE
 
@@ -94,7 +94,7 @@ def save_saelens(sae: SAE, folder: Path | str, *, model_name: str | None = None)
     """Write `sae` as a SAELens folder (cfg.json + sae_weights.safetensors), atomically per file."""
     from safetensors.torch import save
 
-    from sae_bench.io import write_bytes_atomic, write_text_atomic
+    from sae_bench.fileio.atomic import write_bytes_atomic, write_text_atomic
 
     cfg, state = saelens_folder(sae, model_name=model_name)
     folder = Path(folder)

@@ -17,8 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sae_bench import processing
 from sae_bench.errors import UserError
+from sae_bench.models import processing
 from sae_bench.sae.base import SAE
 from sae_bench.sae.files import (
     as_int,

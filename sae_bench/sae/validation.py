@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from sae_bench.errors import UserError
-from sae_bench.nodes import HEAD_HOOKS, Node
+from sae_bench.models.nodes import HEAD_HOOKS, Node
 from sae_bench.sae.architectures import EXTRA_TENSORS, REQUIRED_EXTRAS, check_architecture
-
-if TYPE_CHECKING:
-    from sae_bench.sae.base import SAE
+from sae_bench.sae.contract import SAEParams
 
 _HOOK_NAME = re.compile(r"^[A-Za-z0-9_.]+$")
 _ROLE = re.compile(r"^[A-Za-z0-9_+]+$")
@@ -65,7 +62,7 @@ def _check_shape(name: str, tensor: Tensor, expected: tuple[int, ...], labels: s
     )
 
 
-def validate(sae: SAE) -> None:
+def validate(sae: SAEParams) -> None:
     """All structural checks of the contract; raises `UserError` on the first problem."""
     where = f"SAE {sae.source_path}" if sae.source_path else "SAE"
     check_architecture(sae.architecture)
@@ -110,7 +107,7 @@ def validate(sae: SAE) -> None:
     _check_scalars(sae, where, d_sae)
 
 
-def _check_scalars(sae: SAE, where: str, d_sae: int) -> None:
+def _check_scalars(sae: SAEParams, where: str, d_sae: int) -> None:
     if sae.architecture == "topk":
         if sae.k is None:
             raise UserError(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sae_bench.axes.interpretability import PropertyFamily
-from sae_bench.nodes import CrossSection, Node
+from sae_bench.models.nodes import CrossSection, Node
 from sae_bench.tasks.base import TaskData
 from sae_bench.tasks.ioi.circuits import cross_sections_for
 from sae_bench.tasks.ioi.dataset import EDITABLE, ROLES, build

@@ -6,7 +6,7 @@ ioi-tiny, ioi-circuit: found by activation patching; the evidence is in tasks/io
 
 from __future__ import annotations
 
-from sae_bench.nodes import CrossSection, Node
+from sae_bench.models.nodes import CrossSection, Node
 
 # (layer, head) per head class, GPT-2 Small.
 GPT2_HEADS = {
@@ -73,7 +73,7 @@ def ioi_tiny_cross_sections() -> list[CrossSection]:
 
 def ioi_circuit_cross_sections() -> list[CrossSection]:
     """Found by activation patching of single heads and layers (`python -m
-    sae_bench.ioi_circuit.circuit` and `sae-bench scan --model ioi-circuit`; evidence in
+    sae_bench.models.ioi_circuit.circuit` and `sae-bench scan --model ioi-circuit`; evidence in
     tasks/ioi/README.md). Not GPT-2's circuit: layer-0 heads gather both names into END, layer-1
     heads bring S (read from the tokens just before END), layer-2 heads 2.1 and 2.3 carry IO."""
     return [

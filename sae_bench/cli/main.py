@@ -1,0 +1,179 @@
+"""Command-line interface: a thin layer over the library. `main(argv) -> exit code`.
+
+Any `UserError`, and any option argparse refuses, becomes one line on stderr and exit code 2;
+nothing is written on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sae_bench.cli.types import (
+    OneLineParser,
+    device,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    seed,
+)
+from sae_bench.errors import UserError
+
+
+def _add_common(p: argparse.ArgumentParser, *, needs_prompts: bool = True) -> None:
+    p.add_argument("--task", default="ioi", help="task name (default: ioi)")
+    p.add_argument(
+        "--model",
+        default="ioi-tiny",
+        help="model name: ioi-tiny (offline, default), ioi-circuit (offline), gpt2 (hub), "
+        "gpt2-random",
+    )
+    p.add_argument("--device", type=device, default="cpu")
+    if needs_prompts:
+        p.add_argument("--seed", type=seed, default=0)
+        p.add_argument("--n-fit", type=positive_int, default=None,
+                       help="fit prompts (default: task's)")
+        p.add_argument("--n-eval", type=positive_int, default=None,
+                       help="eval prompts (default: task's)")
+        p.add_argument("--batch-size", type=positive_int, default=256)
+        p.add_argument("--cache-dir", type=Path, default=None,
+                       help="supervised-dictionary cache (default: $SAE_BENCH_CACHE or "
+                            "~/.cache/sae_bench)")
+        p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="sae-bench", description="Task-grounded evaluation of sparse autoencoders."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("nodes", help="list a task's nodes and cross-sections for a model")
+    _add_common(p, needs_prompts=False)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("reference", help="score the supervised dictionaries (the ground truth)")
+    _add_common(p)
+    p.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    p.add_argument("--cross-section", action="append", default=None,
+                   help="only these cross-sections (repeatable; default: all)")
+
+    p = sub.add_parser("scan", help="activation-patching scan: where each attribute matters")
+    _add_common(p, needs_prompts=False)
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--n", type=positive_int, default=500, help="eval prompts (default 500)")
+    p.add_argument("--min-effect", type=non_negative_float, default=0.05,
+                   help="print nodes whose top-1 change or |LD drop| reaches this (default 0.05)")
+    p.add_argument("--json", action="store_true", help="every row, machine-readable")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+    p = sub.add_parser("run", help="score an SAE (file, folder or bundle) on a task")
+    p.add_argument("--sae", type=Path, required=True, action="append",
+                   help="SAE file (.safetensors/.pt), SAELens/dictionary_learning/sparsify "
+                        "folder, or bundle (folder with bundle.json, or the manifest); repeat "
+                        "to score several SAEs against one shared clean run, counterfactuals "
+                        "and dictionaries")
+    _add_common(p)
+    p.add_argument("--hook", default=None,
+                   help="TransformerLens hook the SAE reads, when its file does not say")
+    p.add_argument("--position", default=None, metavar="ROLE",
+                   help="task role to score a single SAE at (e.g. END), when its file does not "
+                        "say; without it such an SAE is scored at every role")
+    p.add_argument("--input-scale", type=positive_float, default=None,
+                   help="activation normalisation factor (x * scale is what the SAE reads), for "
+                        "SAELens folders saved with normalize_activations=expected_average_only_in")
+    p.add_argument("--out", type=Path, default=None,
+                   help="run directory (default: runs/<SAE name>); with several --sae, the "
+                        "parent of one directory per SAE (default: runs/)")
+    p.add_argument("--skip-completed", action="store_true",
+                   help="do nothing if the run directory already holds a valid result for "
+                        "this SAE, task version, model and seed (resume interrupted sweeps)")
+    p.add_argument("--comparator", choices=["lstsq", "mean"], default="lstsq",
+                   help="supervised dictionary the SAE is compared with (default lstsq, the "
+                        "paper's recommendation; mean: the paper's IOI main variant)")
+
+    p = sub.add_parser("leaderboard", help="compare saved results (never loads a model)")
+    p.add_argument("results", nargs="+", type=Path,
+                   help="results.json files or run directories from `sae-bench run`")
+    p.add_argument("--out", type=Path, required=True, help="report directory")
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("export", help="write saved results in another tool's format "
+                                      "(SAEBench: one file per SAE and unit; never loads a model)")
+    p.add_argument("results", nargs="+", type=Path,
+                   help="results.json files or run directories from `sae-bench run`")
+    p.add_argument("--format", required=True, choices=["saebench"],
+                   help="saebench: files that validate against SAEBench's BaseEvalOutput")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+
+    p = sub.add_parser("golden", help="pin a result's scores in a golden file, or check a "
+                                      "result against one (score regressions in CI)")
+    p.add_argument("results", type=Path, help="results.json from `sae-bench run`")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", type=Path, help="golden file to write (per-metric tolerances)")
+    mode.add_argument("--check", type=Path,
+                      help="golden file to compare with: exit 1 and one line per drifted metric")
+
+    p = sub.add_parser("train-sae", help="train a reference SAE on task prompts or training text")
+    p.add_argument("--arch", required=True,
+                   choices=["relu", "gated", "topk", "batchtopk", "jumprelu"])
+    p.add_argument("--task", default="ioi")
+    p.add_argument("--model", default="ioi-tiny")
+    p.add_argument("--device", type=device, default="cpu")
+    p.add_argument("--node", default=None, help="HOOK[:HEAD]@ROLE")
+    p.add_argument("--cross-section", default=None, help="train one SAE per node (a bundle)")
+    p.add_argument("--data", choices=["task", "text"], default="task",
+                   help="IOI fit prompts (task) or the model's general training text (text)")
+    p.add_argument("--d-sae", type=positive_int, default=512)
+    p.add_argument("--l1", type=non_negative_float, default=None,
+                   help="sparsity coefficient (relu/gated/jumprelu)")
+    p.add_argument("--k", type=positive_int, default=None, help="active latents (topk/batchtopk)")
+    p.add_argument("--steps", type=positive_int, default=2000)
+    p.add_argument("--batch-size", type=positive_int, default=256)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--n-fit", type=positive_int, default=20_000,
+                   help="fit prompts for --data task")
+    p.add_argument("--n-docs", type=positive_int, default=5_000,
+                   help="documents for --data text")
+    p.add_argument("--saelens", type=Path, default=None,
+                   help="also write SAELens folder(s) here (input scale folded into weights)")
+    p.add_argument("--dictionary-learning", type=Path, default=None,
+                   help="also write dictionary_learning checkpoint folder(s) here")
+    p.add_argument("--sparsify", type=Path, default=None,
+                   help="also write sparsify folder(s) here (topk only)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output .safetensors (one node) or bundle folder (cross-section)")
+    p.add_argument("--quiet", action="store_true")
+    return parser
+
+
+def _command_module(name: str):
+    """The module holding `cmd_<command>`: imported only when the command runs, so that
+    `--help` and a refused option never pay for torch or a model."""
+    from sae_bench.cli import commands, reporting, run, train
+
+    return next(m for m in (commands, run, reporting, train) if hasattr(m, name))
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a refused option (2, its line already printed)
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        name = f"cmd_{args.command.replace('-', '_')}"
+        return getattr(_command_module(name), name)(args)
+    except UserError as exc:
+        print(f"sae-bench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("sae-bench: interrupted; no partial file was written (finished runs of a sweep "
+              "are kept: resume with --skip-completed).", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

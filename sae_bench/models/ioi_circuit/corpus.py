@@ -1,0 +1,318 @@
+"""ioi-circuit's training text: multi-sentence documents in which shortcuts to IOI fail.
+
+ioi-tiny learned "the first two names minus the subject" from one-sentence documents with fixed
+token offsets. Here a document (up to `n_ctx` tokens) mixes, in random order:
+
+- IOI *episodes*: an optional lead-in ("Then,", "Later,", ...), an opening clause with a pair of
+  names (``{A} and {B} went to the {place}.``), a closing clause whose subject repeats one of them
+  (``{C} gave a {object} to``), then the indirect object. Openings and closings combine freely, so
+  the task's three templates are three of ~250 combinations; a few openings and closings are
+  kept out of every episode (`HELD_OUT_OPENINGS`, `HELD_OUT_CLOSINGS`) to test unseen templates.
+- distractor sentences with names that are *not* IOI (``{A} saw {B} at the {place}.``,
+  ``When {A} was at the {place}, {A} found a {object}.``).
+
+Names of a document come from a small cast, so a name often recurs across sentences: the IO of
+one episode may be the S of another or sit in a distractor, so "the name seen once", "the first
+name of the document" or "the names at fixed offsets" are all wrong; only the episode's own
+structure (which name of the *current* pair is repeated by the closing) identifies the answer.
+Filler words (`FILLERS`) are inserted at random points of an episode (not between END and the
+answer), so names sit at every absolute position and the gap between S1 and S2 varies.
+
+Held-out name pairs follow ioi-tiny's rule (`sae_bench.models.ioi_tiny.corpus.held_out`): they never
+co-occur in a document. All randomness comes from one explicit `torch.Generator`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+
+from sae_bench.models.ioi_tiny.corpus import FILLER_TEMPLATES, _distinct_allowed
+from sae_bench.models.ioi_tiny.tokenizer import pieces
+from sae_bench.tasks.ioi.prompts import PREFIX, TEMPLATES
+from sae_bench.tasks.ioi.vocab import NAMES, OBJECTS, PLACES
+
+# The task's templates split at the sentence break into opening and closing (the first ends in
+# "argument." / "{place}.", the closing starts with "Afterwards," or "{C}").
+_TASK_PARTS = tuple(t.split(". ", 1) for t in TEMPLATES)
+TASK_OPENINGS = tuple(o + "." for o, _ in _TASK_PARTS)
+TASK_CLOSINGS = tuple(c for _, c in _TASK_PARTS)
+
+OPENINGS = TASK_OPENINGS + (
+    "{A} and {B} went to the {place}.",
+    "{A} and {B} arrived at the {place}.",
+    "{A} and {B} were at the {place}.",
+    "{A} and {B} found a {object} at the {place}.",
+    "{A} and {B} had a long talk.",
+    "{A} and {B} cooked dinner at the {place}.",
+    "{A} and {B} left the {place} early.",
+    "{A} and {B} were playing at the {place}.",
+    "{A} and {B} had a big fight at the {place}.",
+    "{A} and {B} met at the {place}.",
+    "{A} and {B} walked to the {place}.",
+    "{A} and {B} were reading at the {place}.",
+    "When {A} and {B} went to the {place},",
+    "While {A} and {B} were at the {place},",
+)
+# {IO} marks where the answer goes; text after it completes the sentence.
+CLOSINGS = TASK_CLOSINGS + (
+    "{C} handed the {object} to {IO}.",
+    "{C} passed the {object} to {IO}.",
+    "{C} showed a {object} to {IO}.",
+    "{C} gave it to {IO}.",
+    "Afterwards, {C} wrote a letter to {IO}.",
+    "{C} brought a {object} to {IO}.",
+    "{C} sent a {object} to {IO}.",
+    "{C} threw the {object} to {IO}.",
+    "Later, {C} said sorry to {IO}.",
+    "{C} decided to sell a {object} to {IO}.",
+    "Then {C} gave a {object} to {IO}.",
+    "{C} lent a {object} to {IO}.",
+    "{C} offered a {object} to {IO}.",
+    "{C} gave {IO} a {object}.",
+    "{C} handed {IO} the {object}.",
+)
+# The task closings end at END (" to"); the answer and a full stop follow.
+CLOSINGS = tuple(c if "{IO}" in c else c + " {IO}." for c in CLOSINGS)
+
+# Episodes with a third name {D} (never IO or S) inside them. Without these, "the names of the
+# episode minus S" is read off by layer-0 heads that attend every recent name (what the first
+# trained model did, with no name movers): a name inside the episode that is not in the pair makes
+# that bag ambiguous, and one after S2 makes "the most recent name is S" wrong, so the model has
+# to find the pair and the duplicated name by structure, in later layers.
+THIRD_NAME_OPENINGS = (
+    "{A} and {B} met {D} at the {place}.",
+    "{A} and {B} went to the {place} with {D}.",
+    "{D} saw {A} and {B} at the {place}.",
+)
+THIRD_NAME_CLOSINGS = (
+    "{C}, a friend of {D}, gave a {object} to {IO}.",
+    "{C} took the {object} from {D} and gave it to {IO}.",
+    "After {D} left, {C} gave a {object} to {IO}.",
+    "{C} told {D} to give a {object} to {IO}.",
+)
+
+# Never part of an episode; their words occur in distractor sentences, so the tokens are trained.
+HELD_OUT_OPENINGS = (
+    "{A} and {B} were eating at the {place}.",
+    "{A} and {B} had a nice time at the {place}.",
+)
+HELD_OUT_CLOSINGS = (
+    "{C} sold the {object} to {IO}.",
+    "Soon, {C} gave the {object} back to {IO}.",
+    "{C} wanted to give a {object} to {IO}.",
+)
+
+LEAD_INS = ("", PREFIX.strip(), "Later,", "Yesterday,", "Today,", "After that,", "Then")
+
+DISTRACTOR_TEMPLATES = FILLER_TEMPLATES + (
+    "{A} saw {B} at the {place}.",
+    "While {A} was eating at the {place}, {B} read a book.",
+    "{A} sold the {object} at the {place}.",
+    "{A} had a nice time at the {place}.",
+    "Soon, {A} went back to the {place}.",
+    "{A} wanted a {object}.",
+    "{A}, {B} and {C} went to the {place}.",
+    "{A} and {B} were friends.",
+)
+
+# "the former" is the pair's first name, "the latter" its second: when the closing uses them,
+# only the position of S in the pair identifies the subject, so the model has to represent it.
+ROLE_WORDS = ("the former", "the latter")
+
+# Inserted at random points: single tokens that carry no name and no role.
+FILLERS = (" really", " very", " quite", " also", " just", " still", " so", " then", " again",
+           " soon", " today", " well", " now", " there")
+
+_SLOT = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class Document:
+    """One training document. `answer_starts`: character offsets of every episode's answer (the
+    tokens the loss upweights)."""
+
+    text: str
+    family: str
+    answer_starts: tuple[int, ...]
+
+    @property
+    def answer_start(self) -> int | None:
+        return self.answer_starts[0] if self.answer_starts else None
+
+
+def template_pieces(template: str, fill: dict[str, str]) -> tuple[list[str], dict[str, int]]:
+    """Token pieces of a filled template and the piece index of each name slot.
+
+    Literal text is split by the tokenizer's pre-tokenizer (spaces before slots drop out); each
+    slot becomes the pieces of " value" (one for a name). Returns (pieces, {slot: index of its
+    first occurrence}).
+    """
+    out: list[str] = []
+    where: dict[str, int] = {}
+    last = 0
+    for m in _SLOT.finditer(template):
+        out += pieces(template[last : m.start()])
+        where.setdefault(m.group(1), len(out))
+        out += pieces(" " + fill[m.group(1)])
+        last = m.end()
+    out += pieces(template[last:])
+    return out, where
+
+
+@dataclass(frozen=True)
+class Episode:
+    """An IOI episode as pieces, with the piece indices of its roles."""
+
+    pieces: list[str]
+    io: int  # IO in the opening
+    s1: int
+    s2: int
+    end: int  # the last piece before the answer
+    answer: int  # the answer piece (IO repeated); end + 1
+
+
+def episode(lead_in: str, opening: str, closing: str, io: str, s: str, abb: bool,
+            fill: dict[str, str], subject: str | None = None) -> Episode:
+    """Assemble lead-in + opening + closing; {A}, {B} = (IO, S) if `abb` else (S, IO). The
+    closing's subject {C} is S, or the words `subject` (e.g. "the former") when given; `s2` then
+    indexes their first piece."""
+    a, b = (io, s) if abb else (s, io)
+    head = pieces(lead_in)
+    op, op_at = template_pieces(opening, {**fill, "A": a, "B": b})
+    cl, cl_at = template_pieces(closing, {**fill, "C": subject or s, "IO": io})
+    first, second = len(head) + op_at["A"], len(head) + op_at["B"]
+    base = len(head) + len(op)
+    answer = base + cl_at["IO"]
+    return Episode(head + op + cl, first if abb else second, second if abb else first,
+                   base + cl_at["C"], answer - 1, answer)
+
+
+def insert_fillers(ep: Episode, slots: list[int], words: list[str]) -> Episode:
+    """Insert `words[i]` before piece `slots[i]` (slot ≤ ep.end: never between END and the answer)
+    and shift the role indices."""
+    out = list(ep.pieces)
+    shift = {k: getattr(ep, k) for k in ("io", "s1", "s2", "end", "answer")}
+    for slot, word in sorted(zip(slots, words, strict=True), reverse=True):
+        out.insert(slot, word)
+        for k, v in shift.items():
+            if v >= slot:
+                shift[k] = v + 1
+    return Episode(out, **shift)
+
+
+class _Draw:
+    """Small integer/uniform draws from one generator (all randomness goes through it)."""
+
+    def __init__(self, gen: torch.Generator):
+        self.gen = gen
+
+    def int(self, n: int) -> int:
+        return int(torch.randint(n, (1,), generator=self.gen))
+
+    def pick(self, seq):
+        return seq[self.int(len(seq))]
+
+    def coin(self, p: float) -> bool:
+        return float(torch.rand(1, generator=self.gen)) < p
+
+
+@dataclass(frozen=True)
+class Mix:
+    """The corpus's proportions (recorded in the recipe through the train config)."""
+
+    cast: int = 6  # names per document, so names recur across its sentences
+    task_exact: float = 0.15  # documents that open with an exact task prompt (no fillers)
+    distractor: float = 0.4  # chance that the next sentence is a distractor, not an episode
+    max_fillers: int = 8  # fillers per episode, uniform in 0..max_fillers
+    single: bool = False  # one episode per document and nothing else
+    third_name: float = 0.5  # chance that an episode's opening / closing has a third name
+    role_words: float = 0.0  # chance that the closing names S by its slot ("the former")
+
+
+# The curriculum's first phase: one clean episode per document, names at nearly fixed offsets.
+# A model learns to copy names there within ~1000 steps; on the full mix from scratch it had
+# learned nothing name-specific after 1500 steps (every name equally likely at END).
+SIMPLE = Mix(cast=4, task_exact=0.3, distractor=0.0, max_fillers=0, single=True, third_name=0.0)
+
+
+def _fill(draw: _Draw, cast: list[str]) -> dict[str, str]:
+    names = [cast[i] for i in torch.randperm(len(cast), generator=draw.gen)[:4].tolist()]
+    return {"A": names[0], "B": names[1], "C": names[2], "D": names[3],
+            "place": draw.pick(PLACES), "object": draw.pick(OBJECTS),
+            "object2": draw.pick(OBJECTS)}
+
+
+def _document(draw: _Draw, cast: list[str], n_ctx: int, mix: Mix) -> Document:
+    budget = n_ctx - 2  # <bos> and <eos>
+    sentences: list[tuple[list[str], int | None]] = []  # (pieces, answer piece index)
+    used = 0
+    if draw.coin(mix.task_exact):
+        t = draw.int(len(TEMPLATES))
+        f = _fill(draw, cast)
+        ep = episode(PREFIX.strip(), TASK_OPENINGS[t], TASK_CLOSINGS[t] + " {IO}.", f["A"],
+                     f["B"], draw.coin(0.5), f)
+        sentences.append((ep.pieces, ep.answer))
+        used = len(ep.pieces)
+    while not (mix.single and sentences):
+        f = _fill(draw, cast)
+        if draw.coin(mix.distractor):
+            piece_list, answer = template_pieces(draw.pick(DISTRACTOR_TEMPLATES), f)[0], None
+        else:
+            opening = draw.pick(THIRD_NAME_OPENINGS if draw.coin(mix.third_name) else OPENINGS)
+            closing = draw.pick(THIRD_NAME_CLOSINGS if draw.coin(mix.third_name) else CLOSINGS)
+            abb = draw.coin(0.5)
+            subject = None
+            if mix.role_words > 0 and draw.coin(mix.role_words):  # no draw when off
+                subject = ROLE_WORDS[1] if abb else ROLE_WORDS[0]  # S is the pair's 2nd / 1st
+            ep = episode(draw.pick(LEAD_INS), opening, closing, f["A"], f["B"], abb, f,
+                         subject=subject)
+            k = draw.int(mix.max_fillers + 1)
+            slots = [draw.int(ep.end + 1) for _ in range(k)]
+            ep = insert_fillers(ep, slots, [draw.pick(FILLERS) for _ in range(k)])
+            piece_list, answer = ep.pieces, ep.answer
+        if used + len(piece_list) > budget:
+            break
+        sentences.append((piece_list, answer))
+        used += len(piece_list)
+    text, starts = "", []
+    for piece_list, answer in sentences:
+        for j, piece in enumerate(spaced(piece_list, first=not text)):
+            if j == answer:
+                starts.append(len(text))
+            text += piece
+    return Document(text, "episodes", tuple(starts))
+
+
+def spaced(piece_list: list[str], *, first: bool) -> list[str]:
+    """Give every word a leading space, except a document's very first piece: joining clauses
+    and inserting fillers must not glue two words into one (unknown) token."""
+    return [p if (j == 0 and first) or not p[0].isalpha() else " " + p
+            for j, p in enumerate(piece_list)]
+
+
+def sample_documents(n: int, gen: torch.Generator, *, n_ctx: int = 64,
+                     mix: Mix = Mix()) -> list[Document]:
+    """`n` documents drawn i.i.d., each at most `n_ctx` tokens with <bos> and <eos>."""
+    casts = _distinct_allowed(n, mix.cast, gen)
+    draw = _Draw(gen)
+    return [_document(draw, [NAMES[int(j)] for j in casts[i]], n_ctx, mix) for i in range(n)]
+
+
+def vocabulary(role_words: bool = True) -> list[str]:
+    """Every token the corpus (and the stress prompts) can produce, in a fixed order: names,
+    objects, places (leading space), fillers, then template words in first-seen order, each word
+    also with a leading space (a sentence-initial word follows the previous sentence).
+    `role_words`: include "the former" / "the latter" (only a mix that uses them needs them)."""
+    words = [" " + w for w in (*NAMES, *OBJECTS, *PLACES)] + list(FILLERS)
+    templates = (*OPENINGS, *CLOSINGS, *THIRD_NAME_OPENINGS, *THIRD_NAME_CLOSINGS,
+                 *HELD_OUT_OPENINGS, *HELD_OUT_CLOSINGS, *LEAD_INS, *DISTRACTOR_TEMPLATES,
+                 *(ROLE_WORDS if role_words else ()))
+    for template in templates:
+        for piece in pieces(_SLOT.sub("\n", template)):  # a break, so words never merge
+            words.append(piece)
+            if not piece.startswith(" ") and piece[0].isalpha():
+                words.append(" " + piece)
+    return list(dict.fromkeys(words))

@@ -1,0 +1,136 @@
+"""Recipe that trains ioi-circuit from scratch on CPU and writes the shipped assets.
+
+    python -m sae_bench.models.ioi_circuit.train --out sae_bench/assets/ioi_circuit --seed 0
+
+The training loop, weight processing and asset writing are ioi-tiny's
+(`sae_bench.models.ioi_tiny.train`) run on this model's corpus
+(`sae_bench.models.ioi_circuit.corpus`). Deterministic: one `torch.Generator` seeded with
+`--seed` draws the initial weights and every document, on a fixed thread count, so the same seed
+gives bit-identical weights on the same CPU build of torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from sae_bench.models.ioi_circuit import corpus
+from sae_bench.models.ioi_circuit.model import MODEL_NAME, RETRAIN_COMMAND
+from sae_bench.models.ioi_tiny import train as tiny_train
+
+
+@dataclass(frozen=True)
+class TrainConfig(tiny_train.TrainConfig):
+    """ioi-tiny's knobs with this model's defaults, plus the corpus's own."""
+
+    n_layers: int = 4
+    d_model: int = 128
+    n_heads: int = 4
+    d_mlp: int = 512
+    n_ctx: int = 64
+    steps: int = 2300
+    batch_size: int = 32
+    answer_weight: float = 4.0
+    # The corpus mix (`corpus.Mix`).
+    cast: int = 6
+    task_exact: float = 0.15
+    distractor: float = 0.4
+    third_name: float = 0.5
+    role_words: float = 0.0
+    max_fillers: int = 8
+    # Steps of the curriculum's first phase (`corpus.SIMPLE` documents), then the mix above.
+    simple_steps: int = 800
+    eval_n: int = 2000
+
+
+def corpus_spec(cfg: TrainConfig) -> tiny_train.CorpusSpec:
+    """The corpus the shared loop trains on: `corpus.SIMPLE` documents for the first
+    `cfg.simple_steps` steps, then the config's mix at its context length."""
+    mix = corpus.Mix(cast=cfg.cast, task_exact=cfg.task_exact, distractor=cfg.distractor,
+                     third_name=cfg.third_name, role_words=cfg.role_words,
+                     max_fillers=cfg.max_fillers)
+
+    def sample(n: int, gen: torch.Generator, step: int | None) -> list[corpus.Document]:
+        phase = corpus.SIMPLE if step is not None and step < cfg.simple_steps else mix
+        return corpus.sample_documents(n, gen, n_ctx=cfg.n_ctx, mix=phase)
+
+    def vocabulary() -> list[str]:
+        return corpus.vocabulary(role_words=cfg.role_words > 0)
+
+    return tiny_train.CorpusSpec(MODEL_NAME, vocabulary, sample)
+
+
+def train_raw(cfg: TrainConfig, *, progress: bool = True):
+    """(LN model, config dict, tokenizer) trained on ioi-circuit's corpus."""
+    return tiny_train.train_raw(cfg, progress=progress, source=corpus_spec(cfg))
+
+
+def monitor(every: int, n: int = 300):
+    """An `on_step` callback printing task accuracy and mean LD every `every` steps (its prompts
+    come from the task's own seeded generator, never the training one)."""
+    from sae_bench.models.ioi_tiny.evaluate import end_logits
+    from sae_bench.tasks import get_task
+
+    start = time.perf_counter()
+    data: list = []
+
+    def on_step(step: int, model) -> None:
+        if every <= 0 or (step + 1) % every:
+            return
+        model.eval()
+        if not data:
+            data.append(get_task("ioi").build(model, n=n, seed=5, split="eval",
+                                              counterfactuals=False))
+        d = data[0]
+        logits = end_logits(model, d.tokens)
+        rows = torch.arange(len(logits))
+        ld = float((logits[rows, d.answer_ids] - logits[rows, d.distractor_ids]).mean())
+        acc = float((logits.argmax(-1) == d.answer_ids).float().mean())
+        print(f"step {step + 1}: {time.perf_counter() - start:.0f} s, task accuracy {acc:.3f}, "
+              f"mean LD {ld:.2f}", flush=True)
+        model.train()
+
+    return on_step
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, cfg = tiny_train.parse_recipe_args(
+        argv, TrainConfig, "python -m sae_bench.models.ioi_circuit.train", __doc__.split("\n\n")[0])
+
+    from sae_bench.models.ioi_circuit.behaviour import behaviour_metrics, format_behaviour
+
+    with tiny_train.fixed_threads(cfg.threads):
+        model, config, err, wall = tiny_train.train(
+            cfg, progress=not args.no_progress, source=corpus_spec(cfg),
+            on_step=monitor(0 if args.no_progress else 250))
+        print(f"trained in {wall:.1f} s; processing changed centred logits by at most "
+              + ", ".join(f"{e:.1e} ({dtype})" for dtype, e in err.items()))
+        metrics = behaviour_metrics(model, n=cfg.eval_n, seed=cfg.eval_seed)
+    print(format_behaviour(metrics))
+    recipe: dict[str, Any] = {
+        "command": "python -m sae_bench.models.ioi_circuit.train " + " ".join(
+            sys.argv[1:] if argv is None else argv),
+        "canonical_command": RETRAIN_COMMAND,
+        "train_config": dataclasses.asdict(cfg),
+        "processing": "fold_ln, center_writing_weights, center_unembed, "
+                      "refactor_factored_attn_matrices (TransformerLens)",
+        "processing_max_centred_logit_error": err,
+        "train_wall_seconds": round(wall, 1),
+        "torch_threads": torch.get_num_threads(),
+        "versions": tiny_train.library_versions(),
+        "held_out_pairs": {"rule": "sae_bench.models.ioi_tiny.corpus.held_out",
+                           "fraction": 1 / 5},
+        "eval": {"n": cfg.eval_n, "seed": cfg.eval_seed, "metrics": metrics},
+    }
+    tiny_train.write_assets(args.out, model, config, recipe)
+    print(f"wrote {', '.join(sorted(p.name for p in args.out.iterdir()))} to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,245 @@
+"""Per-axis tables of a leaderboard group: ranking, Pareto fronts against L0, collapsed columns.
+
+There is no single composite score: each axis is ranked by its own headline, best first
+(`AXES`), and each table says how. The axes' headlines (docs: reports/README.md):
+- control: the smallest budget k (latents per node) whose greedy edit reaches the supervised edit
+  accuracy on *every* causally relevant attribute (an SAE is only as steerable as its hardest
+  relevant attribute), then the mean edit accuracy at k = 2 over those attributes (each attribute
+  weighs the same; the per-attribute values are the columns beside it);
+- interpretability: the mean coverage over causally relevant attributes, then mean best F1;
+- approximation: sufficiency (closest to 1), then necessity, then FVU.
+Attributes are relevant where the documents' `control_details[].causally_relevant` says so:
+where the model does not use an attribute at the node, editing or decoding it says nothing about
+the SAE, so its columns are collapsed into a note, and so are columns equal for every SAE.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sae_bench.report.rows import Group, MetricMeta, Row, _fmt, _mean, _sort_key
+from sae_bench.report.structure import AxisTable, Column, Report, display
+
+EDIT_BUDGET = 2  # the headline edit accuracy: 2 latents edited per node
+_BUDGET = re.compile(r"_k(\d+)$")
+# Column order inside an axis: the headline families first, anything new after, by name.
+_PREFIX_ORDER = ("min_budget_", "edit_accuracy_", "aware_edit_accuracy_", "weight_removed_",
+                 "coverage_", "interpretable_fraction", "mean_best_f1", "sufficiency",
+                 "necessity", "logit_diff_recovered", "fvu", "l0", "dead_fraction", "shrinkage")
+
+
+def _attribute_of(metric: str, attributes: Sequence[str]) -> str | None:
+    tokens = metric.split("_")
+    return next((a for a in attributes if a in tokens), None)
+
+
+def relevance(group: Group) -> tuple[list[str], list[str]]:
+    """Relevant attributes (relevant at some unit, or never tested) and notes for the others."""
+    relevant, notes = [], []
+    for a in group.attributes:
+        flags = [r.relevant[a] for r in group.rows if a in r.relevant]
+        if not flags or any(flags):
+            relevant.append(a)
+            continue
+        agree = [r.no_edit[a] for r in group.rows if a in r.no_edit]
+        changed = f"; its counterfactual patch changes the model's top-1 on at most " \
+            f"{1 - min(agree):.3f} of prompts" if agree else ""
+        notes.append(f"{a} is not causally relevant at these nodes (the results mark it so"
+                     f"{changed}), so {a} edits and {a} decoding say nothing about the SAE: its "
+                     "columns and plots are left out (they are in leaderboard.csv).")
+    return relevant, notes
+
+
+def _order(name: str, attributes: Sequence[str]) -> tuple[int, int, str]:
+    attr = _attribute_of(name, attributes)
+    a = attributes.index(attr) + 1 if attr else 0
+    p = next((i for i, pre in enumerate(_PREFIX_ORDER) if name.startswith(pre)), len(_PREFIX_ORDER))
+    return (a, p, name)
+
+
+def _same(values: Sequence[float | None]) -> bool:
+    rounded = {None if v is None else round(float(v), 9) for v in values}
+    return len(values) > 1 and len(rounded) == 1
+
+
+def _collapse_note(name: str, rows: Sequence[Row], shown: str) -> str:
+    sups = {r.supervised.get(name) for r in rows}
+    sup = f" (supervised {_fmt(sups.pop())})" if len(sups) == 1 and None not in sups else ""
+    reasons = {r.reasons.get(name) for r in rows}
+    why = f" ({reasons.pop()})" if len(reasons) == 1 and None not in reasons else ""
+    return f"`{name}` is {shown} for every SAE{sup}{why}: collapsed, it ranks nothing."
+
+
+def _select(group: Group, categories: Sequence[str], relevant: list[str]
+            ) -> tuple[list[str], list[str]]:
+    """The axis's metric columns, and notes on the ones collapsed."""
+    shown, same = [], []
+    for name, meta in group.meta.items():
+        if meta.category not in categories:
+            continue
+        m = _BUDGET.search(name)
+        if m and int(m.group(1)) != EDIT_BUDGET:
+            continue  # other budgets: plots and CSV
+        attr = _attribute_of(name, group.attributes)
+        if attr is not None and attr not in relevant:
+            continue  # said once per attribute, in Report.not_relevant
+        if _same([r.values.get(name) for r in group.rows]):
+            same.append(name)
+            continue
+        shown.append(name)
+    first = group.rows[0] if group.rows else None
+    notes = [_collapse_note(n, group.rows, display(first, n, first.values.get(n)) if first else "")
+             for n in sorted(same, key=lambda n: _order(n, group.attributes))]
+    return sorted(shown, key=lambda n: _order(n, group.attributes)), notes
+
+
+def _derived_control(row: Row, relevant: list[str]) -> dict[str, float | None]:
+    budgets = [row.values.get(f"min_budget_{a}") for a in relevant]
+    return {"budget_all_relevant":
+            None if not budgets or None in budgets else max(b for b in budgets if b is not None),
+            f"mean_edit_accuracy_k{EDIT_BUDGET}":
+            _mean([row.values.get(f"edit_accuracy_{a}_k{EDIT_BUDGET}") for a in relevant])}
+
+
+def _derived_interp(row: Row, relevant: list[str]) -> dict[str, float | None]:
+    return {"mean_coverage": _mean([row.values.get(f"coverage_{a}") for a in relevant]),
+            "mean_coverage05": _mean([row.values.get(f"coverage05_{a}") for a in relevant])}
+
+
+_DERIVED_META = {
+    "budget_all_relevant": MetricMeta(
+        "control", "lower", "smallest budget k whose greedy edit reaches the supervised edit "
+        "accuracy on every causally relevant attribute (the largest min_budget over them); "
+        "n/a when some attribute never reaches it"),
+    f"mean_edit_accuracy_k{EDIT_BUDGET}": MetricMeta(
+        "control", "higher", f"mean over causally relevant attributes of the greedy edit "
+        f"accuracy with {EDIT_BUDGET} latents per node"),
+    "mean_coverage": MetricMeta(
+        "interpretability", "higher", "mean over causally relevant attributes of coverage "
+        "(share of the attribute's values with a latent at F1 >= 0.8)"),
+    "mean_coverage05": MetricMeta(
+        "interpretability", "higher", "mean over causally relevant attributes of coverage05 "
+        "(share of the attribute's values with a latent at F1 >= 0.5): the same question at a "
+        "looser threshold, which separates SAEs where no latent reaches 0.8"),
+}
+
+
+@dataclass(frozen=True)
+class _Axis:
+    name: str
+    title: str
+    categories: tuple[str, ...]  # metric categories (metric_info) whose columns it shows
+    derive: Callable[[Row, list[str]], dict[str, float | None]] | None
+    key: tuple[str, ...]  # ranking columns, in order; directions from the metric metadata
+    headline: Callable[[list[str]], list[str]]
+
+
+AXES = (
+    _Axis("control", "Control: can the SAE steer the attributes the model uses?", ("control",),
+          _derived_control, ("budget_all_relevant", f"mean_edit_accuracy_k{EDIT_BUDGET}"),
+          lambda rel: [f"edit_accuracy_{a}_k{EDIT_BUDGET}" for a in rel]),
+    _Axis("interpretability", "Interpretability: do latents match the attributes?",
+          ("interpretability", "occlusion", "oversplitting"), _derived_interp,
+          ("mean_coverage", "mean_coverage05", "mean_best_f1", "interpretable_fraction"),
+          lambda rel: [f"coverage_{a}" for a in rel] + [f"coverage05_{a}" for a in rel]
+          + ["mean_best_f1"]),
+    _Axis("approximation", "Approximation: does the reconstruction do the model's job?",
+          ("approximation",), None, ("sufficiency", "necessity", "fvu"),
+          lambda rel: ["sufficiency", "necessity"]),
+)
+
+
+def _table(group: Group, axis: _Axis, relevant: list[str]) -> AxisTable:
+    names, collapsed = _select(group, axis.categories, relevant)
+    derived = {(r.sae, r.unit): axis.derive(r, relevant) if axis.derive else {}
+               for r in group.rows}
+    cols: list[Column] = []
+    every = {n: Column(n, _DERIVED_META[n], derived=True) for n in next(iter(derived.values()), {})}
+    for n, col in every.items():
+        vals = [d.get(n) for d in derived.values()]
+        if _same(vals):
+            shown = display(group.rows[0], n, vals[0])
+            collapsed.insert(0, f"`{n}` is {shown} for every SAE: collapsed, the ranking "
+                             "falls to the next key.")
+        else:
+            cols.append(col)
+    if "l0" in group.meta and axis.name != "approximation":
+        cols.append(Column("l0", group.meta["l0"]))  # fronts are against L0 in every table
+    cols += [Column(n, group.meta[n]) for n in names]
+    table = AxisTable(axis.name, axis.title, "", cols, [], [], set(), derived, [], collapsed, [],
+                      multi_unit=len(group.units()) > 1)
+    by_name = {n: Column(n, m) for n, m in group.meta.items()} | every
+    key_cols = [by_name[k] for k in axis.key if k in by_name]
+    table.ranking = "Ranked by " + ", then ".join(
+        f"`{c.name}` ({c.meta.direction or 'no direction'})" for c in key_cols) + "."
+
+    def key(row: Row) -> tuple:
+        return tuple(_sort_key(table.value(row, c), c.meta.direction) for c in key_cols)
+
+    for unit in group.units():
+        urows = sorted((r for r in group.rows if r.unit == unit), key=lambda r: (key(r), r.sae))
+        table.rows += urows
+        table.ranks += list(range(1, len(urows) + 1))
+        table.front |= pareto_front(urows, key)
+        table.references += _references(table, urows, unit)
+    visible = {c.name for c in cols}
+    table.headline_metrics = [m for m in axis.headline(relevant) if m in visible]
+    table.headline_left_out = [m for m in axis.headline(relevant)
+                               if m not in visible and m in group.meta]
+    return table
+
+
+def pareto_front(rows: Sequence[Row], key: Callable[[Row], tuple]) -> set[tuple[str, str]]:
+    """(sae, unit) of rows no other row beats: L0 no larger and key no worse, one strictly."""
+    # A row with no headline value at all cannot claim a trade-off, however small its L0.
+    pts: list[tuple[float, tuple, Row]] = []
+    for r in rows:
+        l0, k = r.values.get("l0"), key(r)
+        if l0 is not None and any(p[0] == 0 for p in k):
+            pts.append((l0, k, r))
+    front = set()
+    for l0, k, r in pts:
+        beaten = any(l2 <= l0 and k2 <= k and (l2 < l0 or k2 < k) for l2, k2, _ in pts)
+        if not beaten:
+            front.add((r.sae, r.unit))
+    return front
+
+
+def _references(table: AxisTable, rows: list[Row], unit: str) -> list[tuple[str, str, dict]]:
+    """Unranked comparison rows: the supervised dictionary (and, for control, no edit)."""
+    sup: dict[str, str] = {}
+    for c in table.columns:
+        if c.derived:
+            continue
+        vals = {r.supervised.get(c.name) for r in rows if c.name in r.values}
+        if len(vals) > 1:
+            sup[c.name] = "differs per SAE (see leaderboard.csv)"
+        elif vals:
+            sup[c.name] = _fmt(vals.pop(), c.integer)  # n/a: the results carry no comparator
+    refs = [("supervised dictionary", unit, sup)]
+    if table.axis == "control" and rows:
+        edit = {c.name: _fmt(rows[0].no_edit[a]) for c in table.columns
+                if (a := _attribute_of(c.name, list(rows[0].no_edit))) is not None
+                and "edit_accuracy" in c.name}
+        refs.append(("no edit (agreement without intervention)", unit, edit))
+    return refs
+
+
+_OCC_COLS = ["sae", "node", "attribute", "coverage", "causally_relevant", "decodability",
+             "occluded", "occluded_by", "evidence"]
+_SPLIT_COLS = ["sae", "node", "attribute", "value", "count", "best_single_recall",
+               "union_recall", "mean_pairwise_jaccard", "split"]
+
+
+def build(group: Group) -> Report:
+    relevant, notes = relevance(group)
+    tables = [_table(group, axis, relevant) for axis in AXES]
+    occ = [[d[c] for c in _OCC_COLS] for r in group.rows for d in r.occlusion]
+    split = [[d[c] for c in _SPLIT_COLS] for r in group.rows for d in r.oversplitting]
+    details = [("Occlusion (diagnostic, per node)", _OCC_COLS, occ),
+               ("Over-splitting (diagnostic, per node)", _SPLIT_COLS, split)]
+    return Report(group, relevant, notes, tables, details)
+
+
