@@ -9,6 +9,7 @@ import re
 
 import pytest
 import torch
+from helpers import assert_training_deterministic_per_seed, recipe_flags
 
 from sae_bench.models.ioi_circuit import behaviour, corpus
 from sae_bench.models.ioi_circuit.model import RETRAIN_COMMAND, asset_dir, load, load_from
@@ -103,24 +104,13 @@ def test_stress_sets_place_roles_on_the_right_tokens(tokenizer):
 # --- training -----------------------------------------------------------------------------------
 
 
-def _weights(cfg: TrainConfig) -> dict[str, torch.Tensor]:
-    model, _, _ = train_raw(cfg, progress=False)
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
 def test_training_is_deterministic_per_seed():
-    a, b = _weights(TINY), _weights(TINY)
-    c = _weights(dataclasses.replace(TINY, seed=1))
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert not all(torch.equal(a[k], c[k]) for k in a if k.startswith("blocks"))
+    assert_training_deterministic_per_seed(train_raw, TINY)
     assert corpus_spec(TINY).model_name == "ioi-circuit"
 
 
 def test_recipe_cli_writes_loadable_assets(tmp_path, capsys):
-    args = ["--out", str(tmp_path), "--no-progress"]
-    for f in dataclasses.fields(TrainConfig):
-        args += [f"--{f.name.replace('_', '-')}", str(getattr(TINY, f.name))]
-    assert main(args) == 0
+    assert main(["--out", str(tmp_path), "--no-progress", *recipe_flags(TINY)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(ASSET_FILES)
     recipe = json.loads((tmp_path / "recipe.json").read_text())
     assert recipe["train_config"] == dataclasses.asdict(TINY)

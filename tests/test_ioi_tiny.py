@@ -11,6 +11,7 @@ from importlib import resources
 
 import pytest
 import torch
+from helpers import assert_training_deterministic_per_seed, recipe_flags
 
 from sae_bench.errors import UserError
 from sae_bench.models.ioi_tiny import corpus
@@ -202,16 +203,8 @@ def test_missing_or_corrupt_assets_raise_a_user_error(tmp_path):
 # --- training and processing --------------------------------------------------------------------
 
 
-def _weights(cfg: TrainConfig) -> dict[str, torch.Tensor]:
-    model, _, _ = train_raw(cfg, progress=False)
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
 def test_training_is_deterministic_per_seed():
-    a, b = _weights(TINY), _weights(TINY)
-    c = _weights(dataclasses.replace(TINY, seed=1))
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert not all(torch.equal(a[k], c[k]) for k in a if k.startswith("blocks"))
+    assert_training_deterministic_per_seed(train_raw, TINY)
 
 
 def test_processing_leaves_logits_unchanged():
@@ -233,10 +226,7 @@ def test_processing_leaves_logits_unchanged():
 
 
 def test_recipe_cli_writes_loadable_assets(tmp_path, capsys):
-    args = ["--out", str(tmp_path), "--no-progress"]
-    for f in dataclasses.fields(TrainConfig):
-        args += [f"--{f.name.replace('_', '-')}", str(getattr(TINY, f.name))]
-    assert main(args) == 0
+    assert main(["--out", str(tmp_path), "--no-progress", *recipe_flags(TINY)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(ASSET_FILES)
     recipe = json.loads((tmp_path / "recipe.json").read_text())
     assert recipe["train_config"] == dataclasses.asdict(TINY)

@@ -20,22 +20,23 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def positive_int(text: str) -> int:
+def _int(text: str, wanted: str) -> int:
+    """`text` as an int, or the one-line refusal naming what to give instead."""
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give one >= 1") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give {wanted}") from None
+
+
+def positive_int(text: str) -> int:
+    value = _int(text, "one >= 1")
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} is not positive; give a whole number >= 1")
     return value
 
 
 def seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a whole number; give 0..{MAX_SEED}") from None
+    value = _int(text, f"0..{MAX_SEED}")
     if not 0 <= value <= MAX_SEED:
         raise argparse.ArgumentTypeError(f"{text} is out of range; give 0..{MAX_SEED}")
     return value

@@ -11,8 +11,6 @@ gives bit-identical weights on the same CPU build of torch.
 
 from __future__ import annotations
 
-import dataclasses
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -113,14 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         metrics = behaviour_metrics(model, n=cfg.eval_n, seed=cfg.eval_seed)
     print(format_behaviour(metrics))
     recipe: dict[str, Any] = {
-        "command": "python -m sae_bench.models.ioi_circuit.train " + " ".join(
-            sys.argv[1:] if argv is None else argv),
-        "canonical_command": RETRAIN_COMMAND,
-        "train_config": dataclasses.asdict(cfg),
-        "processing": "fold_ln, center_writing_weights, center_unembed, "
-                      "refactor_factored_attn_matrices (TransformerLens)",
-        "processing_max_centred_logit_error": err,
-        "train_wall_seconds": round(wall, 1),
+        **tiny_train.recipe_header("sae_bench.models.ioi_circuit.train", argv, RETRAIN_COMMAND,
+                                   cfg, err, wall),
         "torch_threads": torch.get_num_threads(),
         "versions": tiny_train.library_versions(),
         "held_out_pairs": {"rule": "sae_bench.models.ioi_tiny.corpus.held_out",

@@ -248,6 +248,21 @@ def library_versions() -> dict[str, str]:
             "tokenizers": tokenizers.__version__, "python": sys.version.split()[0]}
 
 
+def recipe_header(module: str, argv: list[str] | None, canonical: str, cfg: Any,
+                  err: dict[str, float], wall: float) -> dict[str, Any]:
+    """The first fields of a shipped model's recipe.json, shared by every recipe built on this
+    trainer: how it was run, its config, and what the weight processing changed."""
+    return {
+        "command": f"python -m {module} " + " ".join(sys.argv[1:] if argv is None else argv),
+        "canonical_command": canonical,
+        "train_config": dataclasses.asdict(cfg),
+        "processing": "fold_ln, center_writing_weights, center_unembed, "
+                      "refactor_factored_attn_matrices (TransformerLens)",
+        "processing_max_centred_logit_error": err,
+        "train_wall_seconds": round(wall, 1),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args, cfg = parse_recipe_args(argv, TrainConfig, "python -m sae_bench.models.ioi_tiny.train",
                                   __doc__.split("\n\n")[0])
@@ -262,14 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = ioi_metrics(model, n=cfg.eval_n, seed=cfg.eval_seed)
     print(format_metrics(metrics))
     recipe = {
-        "command": "python -m sae_bench.models.ioi_tiny.train " + " ".join(
-            sys.argv[1:] if argv is None else argv),
-        "canonical_command": RETRAIN_COMMAND,
-        "train_config": dataclasses.asdict(cfg),
-        "processing": "fold_ln, center_writing_weights, center_unembed, "
-                      "refactor_factored_attn_matrices (TransformerLens)",
-        "processing_max_centred_logit_error": err,
-        "train_wall_seconds": round(wall, 1),
+        **recipe_header("sae_bench.models.ioi_tiny.train", argv, RETRAIN_COMMAND, cfg, err, wall),
         "versions": library_versions(),
         "held_out_pairs": {"rule": "sae_bench.models.ioi_tiny.corpus.held_out",
                            "fraction": 1 / corpus.HELD_OUT_MODULUS},
