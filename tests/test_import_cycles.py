@@ -5,8 +5,8 @@ The graph is built with `ast` from the source, so it sees every import a run cou
 module level, inside functions (the CLI's lazy imports) and under `TYPE_CHECKING` (a type-only
 import back is still a cycle for a reader, and it stops the moment someone needs it at run time).
 An edge goes to the module an import names: `from sae_bench.report import plots` is an edge to
-`sae_bench.report.plots`, `from sae_bench.models import load_model` one to the package
-`sae_bench.models` (its `__init__`). Importing `a.b.c` also runs the `__init__` of `a` and `a.b`
+`sae_bench.report.plots`, `from sae_bench.tasks import get_task` one to the package
+`sae_bench.tasks` (its `__init__`). Importing `a.b.c` also runs the `__init__` of `a` and `a.b`
 first, so those are edges too, except the importer's own parent packages (already running when
 it runs: a package `__init__` that re-exports its members is not a cycle with them).
 """

@@ -26,8 +26,8 @@ def _add_common(p: argparse.ArgumentParser, *, needs_prompts: bool = True) -> No
     p.add_argument(
         "--model",
         default="ioi-tiny",
-        help="model name: ioi-tiny (offline, default), ioi-circuit (offline), gpt2 (hub), "
-        "gpt2-random",
+        help="model name: ioi-tiny (offline, default), ioi-circuit (offline), ioi-planted "
+        "(offline, hand-set circuit), gpt2 (hub), gpt2-random",
     )
     p.add_argument("--device", type=device, default="cpu")
     if needs_prompts:

@@ -1,11 +1,10 @@
-"""Models and where to read them: the registry (`load_model`), nodes (hook, head, role position),
-TransformerLens weight processing, and the two models the project trains and ships (`ioi_tiny`,
-`ioi_circuit`; their weights stay in `sae_bench/assets/`).
+"""Models and where to read them: the registry (`sae_bench.models.registry.load_model`), nodes
+(hook, head, role position), TransformerLens weight processing, and the models the project
+ships: `ioi_tiny` and `ioi_circuit` (trained; their weights stay in `sae_bench/assets/`) and
+`ioi_planted` (built by hand).
 
-`sae_bench.models.load_model` is the public entry point the model cards document; it lives in
-`sae_bench.models.registry` (which imports nothing heavy: models load lazily).
+Deliberately empty: `nodes` is imported by tasks and by every later room, and a package
+`__init__` runs on each such import. Re-exporting the registry here made importing
+`sae_bench.models.nodes` pull in the registry, whose loaders reach the shipped models and, through
+their task vocabulary, the task, which imports `nodes` again (tests/test_import_cycles.py).
 """
-
-from sae_bench.models.registry import DEFAULT_PROCESSING, load_model
-
-__all__ = ["DEFAULT_PROCESSING", "load_model"]

@@ -7,6 +7,8 @@ unless the user asks for a hub model.
 - ``ioi-tiny``: the small IOI-solving transformer this project trains and ships.
 - ``ioi-circuit``: a second shipped model, trained on multi-sentence text where IOI shortcuts
   fail (model card: sae_bench/models/ioi_circuit/README.md).
+- ``ioi-planted``: a transformer whose IOI circuit is set by hand (exact ground truth; model card:
+  sae_bench/models/ioi_planted/README.md).
 
 Weight processing (`sae_bench.models.processing`): ``gpt2`` loads with any TransformerLens
 processing (default: the paper's); ``gpt2-random`` builds a raw (LN, random biases) model and
@@ -168,16 +170,30 @@ def load_ioi_circuit(device: str = "cpu", processing: proc.Processing | None = N
     return load(device=device).eval()
 
 
+def load_ioi_planted(device: str = "cpu", processing: proc.Processing | None = None):
+    from sae_bench.models.ioi_planted.model import load
+
+    # No LayerNorm and weights set in their final basis: there is nothing to process.
+    if processing is not None:
+        raise UserError(
+            f"the SAE declares a model processed as {proc.describe(processing)}, but ioi-planted "
+            "is built by hand and has no processed variants; use an SAE trained on it as built."
+        )
+    return load(device=device)
+
+
 _MODELS: dict[str, Callable[..., Any]] = {
     "gpt2": load_gpt2,
     "gpt2-random": load_gpt2_random,
     "ioi-tiny": load_ioi_tiny,
     "ioi-circuit": load_ioi_circuit,
+    "ioi-planted": load_ioi_planted,
 }
 # The processing each model is loaded with when no SAE asks for another (None: gpt2-random's
 # benchmark model, which is built processed-shaped rather than processed).
 DEFAULT_PROCESSING: dict[str, proc.Processing | None] = {
     "gpt2": proc.PAPER, "gpt2-random": None, "ioi-tiny": proc.PAPER, "ioi-circuit": proc.PAPER,
+    "ioi-planted": None,
 }
 
 

@@ -88,12 +88,27 @@ def ioi_circuit_cross_sections() -> list[CrossSection]:
     ]
 
 
+# ioi-planted's heads by class, as set by hand (sae_bench/models/ioi_planted/build.py).
+PLANTED_HEADS = {
+    "name_mover": ((2, 0), (2, 1)),
+    "s_inhibition": ((1, 0), (1, 1)),
+    "duplicate_token": ((0, 0),),
+}
+
+
+def ioi_planted_cross_sections() -> list[CrossSection]:
+    """The paper's six cross-sections over the hand-set circuit's heads (no induction head)."""
+    return paper_cross_sections(PLANTED_HEADS["name_mover"], PLANTED_HEADS["s_inhibition"],
+                                PLANTED_HEADS["duplicate_token"])
+
+
 # Model name -> cross-section factory. gpt2-random shares GPT-2 Small's shape, so its nodes.
 _CROSS_SECTIONS = {
     "gpt2": gpt2_cross_sections,
     "gpt2-random": gpt2_cross_sections,
     "ioi-tiny": ioi_tiny_cross_sections,
     "ioi-circuit": ioi_circuit_cross_sections,
+    "ioi-planted": ioi_planted_cross_sections,
 }
 
 

@@ -50,7 +50,9 @@ def head_stats(model, data, batch_size: int = 250) -> dict[Head, HeadStats]:
         rows = torch.arange(len(data.tokens[sl]))
         end, io, s1, s2 = (pos[r][sl] for r in ("END", "IO", "S1", "S2"))
         direction = w_u[:, data.answer_ids[sl]] - w_u[:, data.distractor_ids[sl]]  # [d, b]
-        scale = cache["ln_final.hook_scale"][rows, end, 0]  # [b]
+        # A model without a final LayerNorm (ioi-planted) reads the residual stream unscaled.
+        scale = (cache["ln_final.hook_scale"][rows, end, 0] if "ln_final.hook_scale" in cache
+                 else torch.ones(len(rows)))  # [b]
         for layer in range(L):
             p = cache[f"blocks.{layer}.attn.hook_pattern"]  # [b, head, q, k]
             z = cache[f"blocks.{layer}.attn.hook_z"][rows, end]  # [b, head, d_head]
