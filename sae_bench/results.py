@@ -201,3 +201,8 @@ if __name__ == "__main__":  # python -m sae_bench.results  -> regenerate the com
 
     write_text_atomic(SCHEMA_PATH, json_schema())
     print(f"wrote {SCHEMA_PATH}")
+    # issue 17: the correspondence document (`sae-bench compare`) has its own schema file.
+    from sae_bench.compare import result as correspondence
+
+    write_text_atomic(correspondence.SCHEMA_PATH, correspondence.json_schema())
+    print(f"wrote {correspondence.SCHEMA_PATH}")
