@@ -30,7 +30,8 @@ def _geometry_row(s: GeometryScore) -> str:
         value += f" (k = {s.components_a}/{s.components_b})"
     subset = (f"{_f(s.random_subset_mean)} ± {_f(s.random_subset_sd)}"
               if s.random_subset_mean is not None else "n/a")
-    random = f"{_f(s.random_decoder)} (p {_f(s.random_decoder_p_value, 4)}"
+    random = (f"{_f(s.random_decoder)} (null mean {_f(s.random_decoder_null_mean)}, "
+              f"p {_f(s.random_decoder_p_value, 4)}")
     if s.random_decoder_components is not None:
         random += f", k = {'/'.join(map(str, s.random_decoder_components))}"
     return (f"| {s.name} | {value} | {_f(s.p_value, 4)} | {_f(s.null_mean)} | "
@@ -98,7 +99,7 @@ def render(doc: CorrespondenceResult) -> str:
         f"{doc.variance_kept:.0%} of each side's variance (k = A/B).",
         "",
         "| statistic | value | p | null mean | null q95 | random subsets (mean ± sd) | "
-        "random decoder |",
+        "random decoder (its own null) |",
         "|---|---|---|---|---|---|---|",
         *(_geometry_row(s) for s in doc.geometry),
         "",
@@ -133,6 +134,11 @@ def figure(doc: CorrespondenceResult) -> Figure:
         if s.random_decoder is not None:
             geo.scatter([x + 0.15], [s.random_decoder], marker="x", color="#D55E00",
                         label="random decoder" if x == 0 else None)
+        if s.random_decoder_null_mean is not None:
+            # SVCCA's null rises with the components kept, which a random decoder inflates:
+            # its value is read against its own null, drawn beside it.
+            geo.plot([x + 0.05, x + 0.25], [s.random_decoder_null_mean] * 2, color="#D55E00",
+                     linestyle=":", label="random decoder's null mean" if x == 0 else None)
         if s.value is not None:
             geo.scatter([x], [s.value], marker="o", color="#0072B2", s=50, zorder=3,
                         label="matched pairs" if x == 0 else None)

@@ -85,6 +85,7 @@ class GeometryScore(_Frozen):
     n_subsets: int
     random_decoder: float | None  # the randomised side's directions replaced by random ones
     random_decoder_p_value: float | None
+    random_decoder_null_mean: float | None  # its own permutation null (SVCCA's depends on k)
     components_a: int | None = None  # SVCCA: components kept (99% of the variance)
     components_b: int | None = None
     random_decoder_components: list[int] | None = None  # SVCCA: the same, random decoder (A, B)

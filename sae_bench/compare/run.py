@@ -109,7 +109,8 @@ def _score(g: GeometryOutcome, m: int) -> GeometryScore:
         null_q95=g.test.null_q95, n_permutations=g.test.n_permutations,
         random_subset_mean=g.subsets.mean, random_subset_sd=g.subsets.sd,
         n_subsets=g.subsets.n_draws, random_decoder=g.random_decoder.value,
-        random_decoder_p_value=g.random_decoder.p_value, components_a=k[0], components_b=k[1],
+        random_decoder_p_value=g.random_decoder.p_value,
+        random_decoder_null_mean=g.random_decoder.null_mean, components_a=k[0], components_b=k[1],
         random_decoder_components=(None if g.random_decoder_components is None
                                    else list(g.random_decoder_components)),
     )
