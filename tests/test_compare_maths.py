@@ -65,7 +65,7 @@ def test_svcca_with_one_shared_component_is_not_one():
     assert one.numel() == 1 and float(one[0]) == pytest.approx(1.0, abs=1e-4)
     proper = svcca(x, y)
     assert proper.components_x == proper.components_y == 5
-    assert proper.value < 0.35  # (1 + four near-zero correlations) / 5
+    assert proper.value < 0.35  # (1 + four near-zero correlations) / 5: measured 0.267
 
 
 # ------------------------------------------------------------------------------------ RSA
