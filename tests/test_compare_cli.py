@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from sae_bench.cli import main
+from sae_bench.compare.report import plot_png, render
 from sae_bench.compare.result import SCHEMA_PATH, CorrespondenceResult, json_schema
 from sae_bench.compare.result import load_correspondence as load
 from sae_bench.nodes import Node
@@ -73,6 +74,8 @@ def test_sae_vs_supervised_writes_result_report_and_plot(vs_supervised):
     assert (out / "correspondence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "correspondence.md").read_text()
     assert "| svcca |" in md and "nobody's best match" in md and "correspondence.png" in md
+    # the report and plot are functions of the saved result alone (no model needed to redo them)
+    assert render(doc) == md and plot_png(doc) == (out / "correspondence.png").read_bytes()
 
 
 def test_too_few_prompts_warns_in_result_and_on_stderr(tmp_path, sae_file, cache_dir, capsys):
