@@ -93,6 +93,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="supervised dictionary the SAE is compared with (default lstsq, the "
                         "paper's recommendation; mean: the paper's IOI main variant)")
 
+    # ---- issue 17: `compare` (correspondence between two dictionaries at one node) ----------
+    p = sub.add_parser("compare", help="correspondence of two dictionaries at one node: latents "
+                                       "matched by activation correlation, SVCCA/RSA of the pairs")
+    for side in ("a", "b"):
+        p.add_argument(side, metavar=side.upper(),
+                       help="an SAE (any format `run --sae` reads, one node) or "
+                            "supervised[:mean|lstsq] (the supervised dictionary; default lstsq)")
+    _add_common(p)
+    p.add_argument("--node", default=None, metavar="HOOK[:HEAD]@ROLE",
+                   help="the node (needed when both sides are supervised)")
+    p.add_argument("--hook", default=None, help="hook the SAEs read, when their files do not say")
+    p.add_argument("--position", default=None, metavar="ROLE",
+                   help="role the SAEs read, when their files do not say")
+    p.add_argument("--input-scale", type=positive_float, default=None,
+                   help="activation normalisation factor of the SAEs (as for `run`)")
+    p.add_argument("--permutations", type=positive_int, default=1000,
+                   help="re-pairings for each permutation p-value (default 1000)")
+    p.add_argument("--subsets", type=positive_int, default=100,
+                   help="random-subset draws for each baseline (default 100)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="folder for correspondence.json, correspondence.md and the plot")
+    # ---- end issue 17 ------------------------------------------------------------------------
+
     p = sub.add_parser("leaderboard", help="compare saved results (never loads a model)")
     p.add_argument("results", nargs="+", type=Path,
                    help="results.json files or run directories from `sae-bench run`")
@@ -152,9 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _command_module(name: str):
     """The module holding `cmd_<command>`: imported only when the command runs, so that
     `--help` and a refused option never pay for torch or a model."""
-    from sae_bench.cli import commands, reporting, run, train
+    from sae_bench.cli import commands, compare, reporting, run, train
 
-    return next(m for m in (commands, run, reporting, train) if hasattr(m, name))
+    return next(m for m in (commands, run, reporting, train, compare) if hasattr(m, name))
 
 
 def main(argv: list[str] | None = None) -> int:
