@@ -109,6 +109,7 @@ def make_context(args, task, model, cache: DictionaryCache) -> EvalContext:
         progress=Progress(enabled=not args.quiet),
         batch_size=args.batch_size,
         comparator=getattr(args, "comparator", "lstsq"),
+        with_lrc=getattr(args, "lrc", False),
     )
 
 
@@ -176,6 +177,10 @@ def render_reference_summary(doc) -> str:
             )
     lines.append("* attribute not causally relevant here (its counterfactual patch changes the "
                  "top-1 token on < 50% of prompts)")
+    if any(cs.lrc for cs in doc.cross_sections):
+        from sae_bench.lrc.summary import render_lrc_fits
+
+        lines += ["", *render_lrc_fits([f for cs in doc.cross_sections for f in cs.lrc or []])]
     return "\n".join(lines)
 
 
@@ -326,9 +331,15 @@ def evaluate_and_write(ctx: EvalContext, units, out_dir: Path, args) -> str:
     )
     results = evaluate(ctx, units)
     warning = ctx.fit_size_warning()  # printed with the summary
+    lrc = None
+    if ctx.comparator == "lrc":  # where the SAE sits between the label-based and LRC dictionaries
+        from sae_bench.lrc.compare import lrc_comparison
+
+        lrc = lrc_comparison(ctx, units, results)
     doc = EvaluationResult(provenance=provenance, comparator=ctx.comparator,
                            warnings=[warning] if warning else [], model=model_scores(ctx),
-                           saes=saes, units=results, metric_info=metric_info_for(results))
+                           saes=saes, units=results, metric_info=metric_info_for(results),
+                           lrc=lrc)
     summary = render_run_summary(doc)
     ctx.cache.commit()
     remove_stale_temp_files(out_dir)
