@@ -64,6 +64,7 @@ def fit_lrc(ctx: EvalContext, node: Node) -> tuple[SupervisedDictionary, LRCFit]
     _, top = readout(ctx.model, h.to(ctx.model.cfg.device, dtype),
                      fit.answer_ids.to(ctx.model.cfg.device),
                      fit.distractor_ids.to(ctx.model.cfg.device), argmax=True)
+    assert top is not None  # asked for with argmax=True
     correct = (top.cpu() == fit.answer_ids).nonzero().flatten()
     est = torch.arange(n - n_select)
     sel = torch.arange(n - n_select, n)

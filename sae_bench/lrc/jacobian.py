@@ -152,9 +152,10 @@ def suffix_to_object(model, tokens: torch.Tensor, positions: Mapping[str, torch.
         patches = {name: [SitePatch(node, pos, value)]}
         h = resid[:, start:].clone()  # written in place by a resid_pre patch
         for li in range(layer, n_layers):
-            prefix = (keys[li][:, :, :start], values[li][:, :, :start]) if start else (None, None)
-            h = block_window(weights[li], h, start, *prefix, patches if li == layer else {},
-                             end_only=li == n_layers - 1)
+            k_prefix = keys[li][:, :, :start] if start else None
+            v_prefix = values[li][:, :, :start] if start else None
+            h = block_window(weights[li], h, start, k_prefix, v_prefix,
+                             patches if li == layer else {}, end_only=li == n_layers - 1)
         return h[:, -1]
 
     return fn
