@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lrc", action="store_true",
                    help="also build and score the linear-relational-concept dictionary (lrc: "
                         "concepts pulled back from the final residual stream through the mean "
-                        "Jacobian; a few seconds per node on ioi-tiny)")
+                        "Jacobian; one Jacobian and one rank sweep per node)")
 
     p = sub.add_parser("scan", help="activation-patching scan: where each attribute matters")
     _add_common(p, needs_prompts=False)

@@ -150,6 +150,8 @@ def test_jacobian_matches_finite_differences(tiny_model, node):
         ], 1)
     assert float(jac.abs().max()) > 1e-3  # the object depends on the node
     torch.testing.assert_close(jac, fd, rtol=1e-6, atol=1e-8)
+    # The hook-based path (models the window forward does not reproduce) agrees.
+    torch.testing.assert_close(mean_jacobian(hooked, acts).double(), jac)
 
 
 def test_bad_ranks_and_unreachable_nodes_are_one_line_errors(tiny_model):

@@ -31,7 +31,7 @@ from sae_bench.runner import InterventionRunner
 from sae_bench.suffix_forward import readout
 
 METHOD = "lrc"
-N_JACOBIAN = 256  # few hundred prompts: the brief's CPU budget; see the README for the spread
+N_JACOBIAN = 256  # a few hundred prompts keep the Jacobian CPU-cheap
 N_SELECT = 512
 # The attribute whose value is the answer token: the downstream object (read out as the answer
 # logit) is validated for it; the other attributes' concepts are experimental.
@@ -113,7 +113,7 @@ def fit_lrc(ctx: EvalContext, node: Node) -> tuple[SupervisedDictionary, LRCFit]
 
 def lrc_fits(ctx: EvalContext, nodes: Sequence[Node]) -> dict[Node, tuple[SupervisedDictionary,
                                                                           LRCFit]]:
-    """{node: (dictionary, record)}, computed once per context. Not cached on disk (**choice**:
-    a few seconds per node on ioi-tiny; the activations it reads are cached)."""
+    """{node: (dictionary, record)}, computed once per context. Not cached on disk
+    (**choice**: refitted per command from the fit activations, which are cached)."""
     return {node: ctx.memo(("lrc", node), lambda node=node: fit_lrc(ctx, node))
             for node in nodes}
