@@ -180,3 +180,13 @@ def test_verdict_beats_labels_but_loses_to_lrc_follows_the_metric_direction():
     assert r.beats_labels and r.loses_to_lrc
     r = row("u", None, "necessity", sae=0.9, labels=0.95, lrc=0.99, experimental=False)
     assert not r.beats_labels and r.loses_to_lrc
+
+
+def test_a_value_never_seen_has_no_concept():
+    acts, labels, _ = planted()
+    keep = labels["X"] != 2
+    w_map = torch.eye(6, dtype=torch.float64)
+    feats, present = lrc_features(w_map, acts[keep], {k: v[keep] for k, v in labels.items()},
+                                  N_VALUES, rank=6)
+    assert present["X"].tolist() == [True, True, False, True]
+    assert float(feats["X"][2].abs().max()) == 0.0 and float(feats["X"][0].abs().max()) > 0
