@@ -142,4 +142,8 @@ def render_reference_summary(doc) -> str:
             )
     lines.append("* attribute not causally relevant here (its counterfactual patch changes the "
                  "top-1 token on < 50% of prompts)")
+    if any(cs.lrc for cs in doc.cross_sections):
+        from sae_bench.lrc.summary import render_lrc_fits
+
+        lines += ["", *render_lrc_fits([f for cs in doc.cross_sections for f in cs.lrc or []])]
     return "\n".join(lines)

@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="JSON file to write")
     p.add_argument("--cross-section", action="append", default=None,
                    help="only these cross-sections (repeatable; default: all)")
+    p.add_argument("--lrc", action="store_true",
+                   help="also build and score the linear-relational-concept dictionary (lrc: "
+                        "concepts pulled back from the final residual stream through the mean "
+                        "Jacobian; one Jacobian and one rank sweep per node)")
 
     p = sub.add_parser("scan", help="activation-patching scan: where each attribute matters")
     _add_common(p, needs_prompts=False)
@@ -89,9 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-completed", action="store_true",
                    help="do nothing if the run directory already holds a valid result for "
                         "this SAE, task version, model and seed (resume interrupted sweeps)")
-    p.add_argument("--comparator", choices=["lstsq", "mean"], default="lstsq",
+    p.add_argument("--comparator", choices=["lstsq", "mean", "lrc"], default="lstsq",
                    help="supervised dictionary the SAE is compared with (default lstsq, the "
-                        "paper's recommendation; mean: the paper's IOI main variant)")
+                        "paper's recommendation; mean: the paper's IOI main variant; lrc: "
+                        "linear relational concepts, with a table of where the SAE beats lstsq "
+                        "but loses to lrc)")
 
     # ---- issue 17: `compare` (correspondence between two dictionaries at one node) ----------
     p = sub.add_parser("compare", help="correspondence of two dictionaries at one node: latents "

@@ -137,9 +137,15 @@ def evaluate_and_write(ctx: EvalContext, units, out_dir: Path, args) -> str:
     )
     results = evaluate(ctx, units)
     warning = ctx.fit_size_warning()  # printed with the summary
+    lrc = None
+    if ctx.comparator == "lrc":  # where the SAE sits between the label-based and LRC dictionaries
+        from sae_bench.lrc.compare import lrc_comparison
+
+        lrc = lrc_comparison(ctx, units, results)
     doc = EvaluationResult(provenance=provenance, comparator=ctx.comparator,
                            warnings=[warning] if warning else [], model=model_scores(ctx),
-                           saes=saes, units=results, metric_info=metric_info_for(results))
+                           saes=saes, units=results, metric_info=metric_info_for(results),
+                           lrc=lrc)
     summary = render_run_summary(doc)
     ctx.cache.commit()
     remove_stale_temp_files(out_dir)

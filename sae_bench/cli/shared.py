@@ -41,4 +41,5 @@ def make_context(args, task, model, cache: DictionaryCache) -> EvalContext:
         progress=Progress(enabled=not args.quiet),
         batch_size=args.batch_size,
         comparator=getattr(args, "comparator", "lstsq"),
+        with_lrc=getattr(args, "lrc", False),
     )

@@ -42,6 +42,9 @@ class EvalContext:
     # recommends MSE dictionaries in general (mean dictionaries are exact only when the
     # attributes are independent, and are noisier at small fit sizes).
     comparator: str = "lstsq"
+    # Also build the linear-relational-concept dictionary (method "lrc", sae_bench/lrc/) beside
+    # the label-based ones; implied by comparator "lrc".
+    with_lrc: bool = False
     # Layers of the nodes that will be patched (see `plan`); empty: cache every layer.
     planned_layers: set[int] = field(default_factory=set)
     _memo: dict = field(default_factory=dict, repr=False)
@@ -148,6 +151,12 @@ class EvalContext:
         return self.memo(("target", cs.name, cs.nodes, attribute), compute)
 
     # ---- supervised dictionaries ----------------------------------------------------------------
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The dictionary methods built and scored: the label-based ones, and "lrc" if asked."""
+        lrc = self.with_lrc or self.comparator == "lrc"
+        return (*METHODS, "lrc") if lrc else METHODS
+
     def dictionaries(self, nodes: Sequence[Node]) -> dict[Node, dict[str, SupervisedDictionary]]:
         """{node: {method: dictionary}}, from memory, then disk, then fitted on fit prompts."""
         out: dict[Node, dict[str, SupervisedDictionary]] = {}
@@ -171,6 +180,11 @@ class EvalContext:
                     key = self._cache_key(node, m)
                     self.cache.put(key, d, node=node.name, model=self.model_name)
                 self._memo[("dict", node)] = out[node] = fitted
+        if "lrc" in self.methods:  # derived from the model downstream, not from labels alone
+            from sae_bench.lrc.dictionary import lrc_fits
+
+            for node, (lrc, _) in lrc_fits(self, nodes).items():
+                out[node] = {**out[node], "lrc": lrc}
         return out
 
     def supervised_reconstruction(self, node: Node, method: str = "mean") -> torch.Tensor:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
+from sae_bench.lrc.records import LRCComparison
 from sae_bench.results.metrics import MetricInfo, info
 from sae_bench.results.provenance import Provenance
 from sae_bench.truth.reference import ModelScores
@@ -148,13 +149,23 @@ class EvaluationResult(_Frozen):
     schema_version: str = Field(default=SCHEMA_VERSION)
     kind: str = "sae_evaluation"
     provenance: Provenance
-    # the supervised dictionary every `supervised` value comes from ("lstsq" or "mean")
+    # the supervised dictionary every `supervised` value comes from ("lstsq", "mean" or "lrc")
     comparator: str
     warnings: list[str]
     model: ModelScores
     saes: list[SAEInfo]
     units: list[UnitResult]
     metric_info: dict[str, MetricInfo]
+    # comparator "lrc" only: the SAE beside the label-based and the LRC dictionary, metric by
+    # metric. Absent from the JSON otherwise (an additive field: older documents still load).
+    lrc: LRCComparison | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_lrc(self, handler):
+        data = handler(self)
+        if data.get("lrc") is None:
+            data.pop("lrc", None)
+        return data
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2) + "\n"

@@ -65,4 +65,8 @@ def render_run_summary(doc: EvaluationResult) -> str:
                       f"(best single recall {s.best_single_recall:.2f}, union "
                       f"{s.union_recall:.2f})" for s in n.oversplitting_details if s.split]
     lines += ["", "occlusion / over-splitting: " + ("none flagged" if not flags else "")] + flags
+    if doc.lrc is not None:  # --comparator lrc
+        from sae_bench.lrc.summary import render_lrc_comparison, render_lrc_fits
+
+        lines += ["", *render_lrc_fits(doc.lrc.fits), "", *render_lrc_comparison(doc.lrc)]
     return "\n".join(lines)

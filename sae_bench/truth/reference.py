@@ -4,13 +4,13 @@ approximate and control the model at each cross-section? Every SAE score is read
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_serializer
 
 from sae_bench.axes import approximation, control
 from sae_bench.engine.context import EvalContext
+from sae_bench.lrc.records import LRCFit
 from sae_bench.models.nodes import CrossSection
 from sae_bench.results.provenance import Provenance
-from sae_bench.truth.dictionaries import METHODS
 
 REFERENCE_SCHEMA_VERSION = "1.0"
 
@@ -48,6 +48,16 @@ class CrossSectionReference(_Frozen):
     mean_ablation_logit_diff: float
     dictionaries: dict[str, DictionaryScores]
     edits: dict[str, AttributeEdit]
+    # how each node's LRC dictionary was built (`reference --lrc`); absent from the JSON when
+    # not asked for, so documents without it are unchanged
+    lrc: list[LRCFit] | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_lrc(self, handler):
+        data = handler(self)
+        if data.get("lrc") is None:
+            data.pop("lrc", None)
+        return data
 
 
 class ReferenceDocument(_Frozen):
@@ -77,7 +87,7 @@ def supervised_approximation(ctx: EvalContext, cs: CrossSection) -> dict[str, Di
         ld_clean = ctx.clean.logit_diff
         ld_ma = ctx.mean_ablation(cs).logit_diff
         scores = {}
-        for method in METHODS:
+        for method in ctx.methods:
             recon = {n: ctx.supervised_reconstruction(n, method) for n in cs.nodes}
             without = {
                 n: approximation.without_reconstruction(acts[n], recon[n], dicts[n][method].mean)
@@ -109,7 +119,7 @@ def supervised_edit(ctx: EvalContext, cs: CrossSection, attribute: str) -> dict[
         acts = ctx.eval_activations(cs.nodes)
         target = ctx.counterfactual_target(cs, attribute)
         accuracy = {}
-        for method in METHODS:
+        for method in ctx.methods:
             edited = {
                 n: dicts[n][method].edit(acts[n], attribute, cf.source, cf.target)
                 for n in cs.nodes
@@ -140,7 +150,17 @@ def reference_cross_section(ctx: EvalContext, cs: CrossSection) -> CrossSectionR
         mean_ablation_logit_diff=float(ctx.mean_ablation(cs).logit_diff.mean()),
         dictionaries=scores,
         edits=edits,
+        lrc=lrc_records(ctx, cs),
     )
+
+
+def lrc_records(ctx: EvalContext, cs: CrossSection) -> list[LRCFit] | None:
+    """How the cross-section's LRC dictionaries were built, or None when none were."""
+    if "lrc" not in ctx.methods:
+        return None
+    from sae_bench.lrc.dictionary import lrc_fits
+
+    return [record for _, record in lrc_fits(ctx, cs.nodes).values()]
 
 
 def evaluate_reference(
