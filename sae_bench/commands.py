@@ -325,10 +325,15 @@ def evaluate_and_write(ctx: EvalContext, units, out_dir: Path, args) -> str:
         nodes=[s.node for s in saes],
     )
     results = evaluate(ctx, units)
+    # issue 16: once per context (memoised; the learned parameters are in the cache)
+    from sae_bench.baselines.run import control_baselines
+
+    baselines = control_baselines(ctx, [u.cross_section for u in units])
     warning = ctx.fit_size_warning()  # printed with the summary
     doc = EvaluationResult(provenance=provenance, comparator=ctx.comparator,
                            warnings=[warning] if warning else [], model=model_scores(ctx),
-                           saes=saes, units=results, metric_info=metric_info_for(results))
+                           saes=saes, units=results, metric_info=metric_info_for(results),
+                           control_baselines=baselines)
     summary = render_run_summary(doc)
     ctx.cache.commit()
     remove_stale_temp_files(out_dir)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sae_bench.baselines.schema import CrossSectionBaselines
 from sae_bench.metrics import MetricInfo, info
 from sae_bench.provenance import Provenance
 from sae_bench.reference import ModelScores
@@ -155,6 +156,9 @@ class EvaluationResult(_Frozen):
     saes: list[SAEInfo]
     units: list[UnitResult]
     metric_info: dict[str, MetricInfo]
+    # Control baselines (issue 16) at each unit's cross-section: methods that need no SAE
+    # (DiffMean, steering vector, activation scaling), scored like the SAE edits.
+    control_baselines: list[CrossSectionBaselines] = Field(default_factory=list)
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2) + "\n"
