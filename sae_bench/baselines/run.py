@@ -66,7 +66,7 @@ def _fit_accuracy(fit_set: EditSet, edited) -> float:
 def edit_baselines(ctx: EvalContext, cs: CrossSection, edit: str) -> EditBaselines:
     nodes = cs.nodes
     fit_set, eval_set = fit_edit_set(ctx, cs, edit), eval_edit_set(ctx, cs, edit)
-    ref = reference(eval_set)
+    ref = ctx.memo(("baseline_reference", cs.nodes, edit), lambda: reference(eval_set))
     mean_dicts = {n: d["mean"] for n, d in ctx.dictionaries(nodes).items()}
     features = (4 if edit == PREFER_S else 2) * len(nodes)  # features out and in, per node
     scale = float(_learned(ctx, cs, f"diffmean:{edit}", (1,),
