@@ -78,6 +78,8 @@ class Row:
     supervised_edit: dict[str, float] = field(default_factory=dict)
     no_edit: dict[str, float] = field(default_factory=dict)  # agreement without intervention
     relevant: dict[str, bool] = field(default_factory=dict)  # attribute -> causally relevant
+    # control baselines at the unit (issue 16): method -> {attribute: edit accuracy}
+    baselines: dict[str, dict[str, float | None]] = field(default_factory=dict)
     top_f1: dict[str, list[float]] = field(default_factory=dict)  # node -> stored latents' F1
     occlusion: list[dict[str, str]] = field(default_factory=list)
     oversplitting: list[dict[str, str]] = field(default_factory=list)
@@ -185,6 +187,12 @@ def _rows_of(doc: EvaluationResult, sae: str, source: str) -> list[Row]:
             row.supervised_edit[c.attribute] = c.supervised_edit_accuracy
             row.no_edit[c.attribute] = c.no_intervention_agreement
             row.relevant[c.attribute] = c.causally_relevant
+        for cb in doc.control_baselines:
+            if cb.name == unit.name and cb.nodes == unit.nodes:
+                for e in cb.edits:
+                    for m in e.methods:
+                        if m.applicable:
+                            row.baselines.setdefault(m.method, {})[e.edit] = m.edit_accuracy
         for n in unit.per_node:
             row.top_f1[n.node] = [lat.f1 for lat in n.top_latents]
             for o in n.occlusion_details:
