@@ -55,13 +55,15 @@ def plot(result: CrossSectionBaselines, sae_rows: dict[str, list[EditScore]], pa
     for ax, e in zip(axes, edits, strict=True):
         for m in e.methods:
             if m.applicable:
-                ax.scatter([m.size], [m.edit_accuracy], label=m.method, s=30)
+                ax.scatter([float(m.size or 0)], [float(m.edit_accuracy or 0.0)],
+                           label=m.method, s=30)
         by_sae: dict[str, list[EditScore]] = {}
         for m in sae_rows.get(e.edit, []):
             by_sae.setdefault(m.method.split(":")[0], []).append(m)
         for name, ms in by_sae.items():
             greedy = [m for m in ms if not m.method.endswith(":aware")]
-            ax.plot([m.size for m in greedy], [m.edit_accuracy for m in greedy], "-o",
+            ax.plot([float(m.size or 0) for m in greedy],
+                    [float(m.edit_accuracy or 0.0) for m in greedy], "-o",
                     markersize=3, linewidth=1, label=f"{name} (greedy k)")
         ax.axhline(e.no_intervention_agreement, linestyle=":", color="grey", linewidth=1)
         ax.set_xscale("log")
@@ -116,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sae_bench.context import EvalContext
     from sae_bench.models import load_model
     from sae_bench.progress import Progress
-    from sae_bench.sae import load_sae
+    from sae_bench.sae import SAE, load_sae
     from sae_bench.tasks import get_task
 
     p = argparse.ArgumentParser(prog="python -m sae_bench.baselines.report")
@@ -132,7 +134,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                       n_fit=args.n_fit or task.default_n["fit"],
                       n_eval=args.n_eval or task.default_n["eval"],
                       cache=DictionaryCache(), progress=Progress())
-    saes = {name: load_sae(path) for name, path in (s.split("=", 1) for s in args.sae)}
+    saes: dict[str, SAE] = {}
+    for spec in args.sae:
+        name, path = spec.split("=", 1)
+        loaded = load_sae(path)
+        if not isinstance(loaded, SAE):
+            raise SystemExit(f"--sae {spec}: a bundle; give one single-node SAE file per --sae")
+        saes[name] = loaded
     results, sae_rows = [], {}
     for cs in task.cross_sections(args.model):
         with ctx.progress.step(f"baselines at {cs.name}"):
