@@ -43,7 +43,7 @@ def _learned(ctx: EvalContext, cs: CrossSection, name: str, shape: tuple[int, ..
         model=ctx.model_name, fingerprint=ctx.fingerprint, node=[n.name for n in cs.nodes],
         task=ctx.task.name, task_version=ctx.task.version, seed=ctx.seed, n_fit=ctx.n_fit,
         method=f"control_baseline:{name}", baselines_version=BASELINES_VERSION,
-        settings=asdict(Settings()),
+        settings=asdict(Settings(seed=ctx.seed)),
     )
     found = ctx.cache.get_activations(key, shape=shape)
     if found is not None:
@@ -83,7 +83,7 @@ def edit_baselines(ctx: EvalContext, cs: CrossSection, edit: str) -> EditBaselin
     ]
     scalars: list[SiteScalar] = []
     if is_binary(ctx, edit):
-        settings = Settings()
+        settings = Settings(seed=ctx.seed)  # the run's seed draws the mini-batches
         hyper = {k: float(v) for k, v in asdict(settings).items()}
         widths = [ctx.width(n) for n in nodes]
         with ctx.progress.step(f"control baselines: steering vector ({cs.name}, {edit})"):
