@@ -13,9 +13,10 @@ import torch
 from sae_bench.axes import control
 from sae_bench.baselines import diffmean, scaling, steering
 from sae_bench.baselines.editset import PREFER_S, EditSet, eval_edit_set, fit_edit_set
+from sae_bench.baselines.forward import end_log_probs
 from sae_bench.baselines.objective import Settings
 from sae_bench.baselines.schema import CrossSectionBaselines, EditBaselines, SiteScalar
-from sae_bench.baselines.scores import not_applicable, reference, score
+from sae_bench.baselines.scores import Reference, not_applicable, reference, score
 from sae_bench.cache import DictionaryCache
 from sae_bench.context import EvalContext
 from sae_bench.nodes import CrossSection, Node
@@ -63,10 +64,17 @@ def _fit_accuracy(fit_set: EditSet, edited) -> float:
     return float((top == fit_set.target).float().mean())
 
 
+def eval_reference(ctx: EvalContext, cs: CrossSection, edit: str) -> Reference:
+    """The eval prompts' reference runs for one edit, memoised (the clean distribution once)."""
+    clean = ctx.memo("baseline_clean_log_probs", lambda: end_log_probs(ctx.runner, {}))
+    return ctx.memo(("baseline_reference", cs.nodes, edit),
+                    lambda: reference(eval_edit_set(ctx, cs, edit), clean))
+
+
 def edit_baselines(ctx: EvalContext, cs: CrossSection, edit: str) -> EditBaselines:
     nodes = cs.nodes
     fit_set, eval_set = fit_edit_set(ctx, cs, edit), eval_edit_set(ctx, cs, edit)
-    ref = ctx.memo(("baseline_reference", cs.nodes, edit), lambda: reference(eval_set))
+    ref = eval_reference(ctx, cs, edit)
     mean_dicts = {n: d["mean"] for n, d in ctx.dictionaries(nodes).items()}
     features = (4 if edit == PREFER_S else 2) * len(nodes)  # features out and in, per node
     scale = float(_learned(ctx, cs, f"diffmean:{edit}", (1,),

@@ -6,8 +6,9 @@ from __future__ import annotations
 from sae_bench.axes import control
 from sae_bench.axes.interpretability import value_scores
 from sae_bench.baselines.editset import eval_edit_set
+from sae_bench.baselines.run import eval_reference
 from sae_bench.baselines.schema import EditScore
-from sae_bench.baselines.scores import reference, score
+from sae_bench.baselines.scores import score
 from sae_bench.context import EvalContext
 from sae_bench.nodes import CrossSection, Node
 from sae_bench.sae import SAE
@@ -19,7 +20,7 @@ def sae_edit_scores(ctx: EvalContext, cs: CrossSection, attribute: str, saes: di
     aware swap (one latent out, one in, per node). Size = latents changed over the nodes."""
     nodes = cs.nodes
     eval_set = eval_edit_set(ctx, cs, attribute)
-    ref = ctx.memo(("baseline_reference", cs.nodes, attribute), lambda: reference(eval_set))
+    ref = eval_reference(ctx, cs, attribute)
     acts, cf_acts = eval_set.acts, eval_set.cf_acts
     dirs = {n: saes[n].decoder_directions().float() for n in nodes}
     alpha = {n: saes[n].encode(acts[n]).float() for n in nodes}

@@ -30,10 +30,12 @@ class Reference:
     patched_log_probs: torch.Tensor | None  # [n, V]; None: no counterfactual prompt
 
 
-def reference(edit_set: EditSet) -> Reference:
+def reference(edit_set: EditSet, clean_log_probs: torch.Tensor | None = None) -> Reference:
+    """The reference runs of `edit_set`; `clean_log_probs` [n, V] of its runner's clean run when
+    the caller already has them (they are the same for every edit of a prompt set)."""
     runner = edit_set.runner
     clean_ld = runner.clean().logit_diff
-    clean_lp = end_log_probs(runner, {})
+    clean_lp = end_log_probs(runner, {}) if clean_log_probs is None else clean_log_probs
     if edit_set.attribute == PREFER_S:
         return Reference(clean_ld, -clean_ld, clean_lp, None)
     patched = dict(edit_set.cf_acts)
