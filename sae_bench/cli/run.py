@@ -136,6 +136,10 @@ def evaluate_and_write(ctx: EvalContext, units, out_dir: Path, args) -> str:
         nodes=[s.node for s in saes],
     )
     results = evaluate(ctx, units)
+    # issue 16: once per context (memoised; the learned parameters are in the cache)
+    from sae_bench.baselines.run import control_baselines
+
+    baselines = control_baselines(ctx, [u.cross_section for u in units])
     warning = ctx.fit_size_warning()  # printed with the summary
     lrc = None
     if ctx.comparator == "lrc":  # where the SAE sits between the label-based and LRC dictionaries
@@ -145,7 +149,7 @@ def evaluate_and_write(ctx: EvalContext, units, out_dir: Path, args) -> str:
     doc = EvaluationResult(provenance=provenance, comparator=ctx.comparator,
                            warnings=[warning] if warning else [], model=model_scores(ctx),
                            saes=saes, units=results, metric_info=metric_info_for(results),
-                           lrc=lrc)
+                           control_baselines=baselines, lrc=lrc)
     summary = render_run_summary(doc)
     ctx.cache.commit()
     remove_stale_temp_files(out_dir)

@@ -72,6 +72,12 @@ def _rows_of(doc: EvaluationResult, sae: str, source: str) -> list[Row]:
             row.supervised_edit[c.attribute] = c.supervised_edit_accuracy
             row.no_edit[c.attribute] = c.no_intervention_agreement
             row.relevant[c.attribute] = c.causally_relevant
+        for cb in doc.control_baselines:
+            if cb.name == unit.name and cb.nodes == unit.nodes:
+                for e in cb.edits:
+                    for m in e.methods:
+                        if m.applicable:
+                            row.baselines.setdefault(m.method, {})[e.edit] = m.edit_accuracy
         for n in unit.per_node:
             row.top_f1[n.node] = [lat.f1 for lat in n.top_latents]
             for o in n.occlusion_details:

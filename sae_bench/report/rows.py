@@ -61,6 +61,8 @@ class Row:
     supervised_edit: dict[str, float] = field(default_factory=dict)
     no_edit: dict[str, float] = field(default_factory=dict)  # agreement without intervention
     relevant: dict[str, bool] = field(default_factory=dict)  # attribute -> causally relevant
+    # control baselines at the unit (issue 16): method -> {attribute: edit accuracy}
+    baselines: dict[str, dict[str, float | None]] = field(default_factory=dict)
     top_f1: dict[str, list[float]] = field(default_factory=dict)  # node -> stored latents' F1
     occlusion: list[dict[str, str]] = field(default_factory=list)
     oversplitting: list[dict[str, str]] = field(default_factory=list)

@@ -224,7 +224,23 @@ def _references(table: AxisTable, rows: list[Row], unit: str) -> list[tuple[str,
                 if (a := _attribute_of(c.name, list(rows[0].no_edit))) is not None
                 and "edit_accuracy" in c.name}
         refs.append(("no edit (agreement without intervention)", unit, edit))
+        # issue 16: the same edits by methods that need no SAE, to read an SAE's accuracy
+        # between them (the methods' other scores are in the results' control_baselines)
+        for method, label in BASELINE_ROWS.items():
+            accs = rows[0].baselines.get(method)
+            if accs:
+                refs.append((label, unit, {
+                    c.name: _fmt(accs[a]) for c in table.columns
+                    if (a := _attribute_of(c.name, list(accs))) is not None
+                    and "edit_accuracy" in c.name}))
     return refs
+
+
+BASELINE_ROWS = {
+    "diffmean": "DiffMean (scale chosen on fit prompts)",
+    "steering": "steering vector (binary edits only)",
+    "scaling": "activation scaling (binary edits only)",
+}
 
 
 _OCC_COLS = ["sae", "node", "attribute", "coverage", "causally_relevant", "decodability",

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
+from sae_bench.baselines.schema import CrossSectionBaselines
 from sae_bench.lrc.records import LRCComparison
 from sae_bench.results.metrics import MetricInfo, info
 from sae_bench.results.provenance import Provenance
@@ -156,6 +157,10 @@ class EvaluationResult(_Frozen):
     saes: list[SAEInfo]
     units: list[UnitResult]
     metric_info: dict[str, MetricInfo]
+    # Control baselines (issue 16) at each unit's cross-section: methods that need no SAE
+    # (DiffMean, steering vector, activation scaling), scored like the SAE edits.
+    control_baselines: list[CrossSectionBaselines] = Field(default_factory=list)
+
     # comparator "lrc" only: the SAE beside the label-based and the LRC dictionary, metric by
     # metric. Absent from the JSON otherwise (an additive field: older documents still load).
     lrc: LRCComparison | None = None
