@@ -14,6 +14,7 @@ from sae_bench.cli_types import (
     OneLineParser,
     device,
     non_negative_float,
+    non_negative_int,
     positive_float,
     positive_int,
     seed,
@@ -92,6 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--comparator", choices=["lstsq", "mean"], default="lstsq",
                    help="supervised dictionary the SAE is compared with (default lstsq, the "
                         "paper's recommendation; mean: the paper's IOI main variant)")
+    # Scale-out (issue 18): sae_bench/executors/; Ray is an optional extra, imported lazily.
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local: this process (default); ray: workers on a Ray cluster, one "
+                        "evaluation context each (needs the `ray` extra)")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="with --executor ray: the cluster to join (default: $RAY_ADDRESS, "
+                        "else a local cluster started for this run)")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="with --executor ray: number of workers (default: one per GPU with "
+                        "--device cuda, else one per CPU; never more than the SAEs)")
+    p.add_argument("--retries", type=non_negative_int, default=2,
+                   help="with --executor ray: restarts of a killed worker, retrying its SAEs "
+                        "(default 2)")
 
     p = sub.add_parser("leaderboard", help="compare saved results (never loads a model)")
     p.add_argument("results", nargs="+", type=Path,

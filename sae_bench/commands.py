@@ -233,6 +233,7 @@ def cmd_run(args) -> int:
     from sae_bench.sae import load_sae
     from sae_bench.sae.load import with_canonical_sources
 
+    _check_executor_options(args)
     out_dirs = run_dirs(args)
     for out_dir in out_dirs:  # every output checked before any work
         check_output_dir(out_dir, "--out")
@@ -258,8 +259,12 @@ def cmd_run(args) -> int:
         _tidy(finished)
         cache.commit()  # nothing staged: only clears temp files that killed runs left
         return 0
-    progress = Progress(enabled=not args.quiet)
     flags = model_processing(args.sae, loaded)
+    if getattr(args, "executor", "local") == "ray":  # issue 18: the same sweep on a Ray cluster
+        from sae_bench.executors.ray_executor import run_on_ray
+
+        return run_on_ray(args, task, todo, flags, on_valid=lambda: _tidy(finished))
+    progress = Progress(enabled=not args.quiet)
     with progress.step(f"loading model {args.model}"):
         model = load_model(args.model, device=args.device, processing=flags)
     if flags is not None and not args.quiet:
@@ -280,6 +285,21 @@ def cmd_run(args) -> int:
             print(summary)
             print(f"\nwrote {out_dir / 'results.json'}", file=sys.stderr)
     return 0
+
+
+def _check_executor_options(args) -> None:
+    """Ray's options apply only with --executor ray, which needs Ray installed (checked before
+    any work, so a missing extra costs nothing)."""
+    if getattr(args, "executor", "local") == "ray":
+        from sae_bench.executors.ray_executor import require_ray
+
+        require_ray()
+        return
+    for option, value in (("--ray-address", getattr(args, "ray_address", None)),
+                          ("--workers", getattr(args, "workers", None))):
+        if value is not None:
+            raise UserError(f"{option} applies only with --executor ray; add --executor ray "
+                            f"or drop {option}.")
 
 
 def with_position(loaded, position: str | None, path):
@@ -312,6 +332,22 @@ def evaluate_and_write(ctx: EvalContext, units, out_dir: Path, args) -> str:
     Order matters for an interrupted sweep: the cache entries first (they are verified on
     read), then summary.txt, then results.json, which `--skip-completed` takes as the mark of a
     finished run (and from which it restores a missing summary.txt)."""
+    results_json, summary = evaluate_document(ctx, units, args)
+    ctx.cache.commit()
+    write_run_files(out_dir, results_json, summary)
+    return summary
+
+
+def write_run_files(out_dir: Path, results_json: str, summary: str) -> None:
+    """A finished run's two files, atomically, summary first (see `evaluate_and_write`); also
+    where the Ray executor's driver writes what its workers computed."""
+    remove_stale_temp_files(out_dir)
+    write_text_atomic(out_dir / "summary.txt", summary + "\n")
+    write_text_atomic(out_dir / "results.json", results_json)
+
+
+def evaluate_document(ctx: EvalContext, units, args) -> tuple[str, str]:
+    """(results.json text, summary) of one SAE (or bundle); writes nothing."""
     from sae_bench.evaluate import evaluate, sae_info
     from sae_bench.reference import model_scores
     from sae_bench.results import EvaluationResult, metric_info_for
@@ -329,12 +365,7 @@ def evaluate_and_write(ctx: EvalContext, units, out_dir: Path, args) -> str:
     doc = EvaluationResult(provenance=provenance, comparator=ctx.comparator,
                            warnings=[warning] if warning else [], model=model_scores(ctx),
                            saes=saes, units=results, metric_info=metric_info_for(results))
-    summary = render_run_summary(doc)
-    ctx.cache.commit()
-    remove_stale_temp_files(out_dir)
-    write_text_atomic(out_dir / "summary.txt", summary + "\n")
-    write_text_atomic(out_dir / "results.json", doc.to_json())
-    return summary
+    return doc.to_json(), render_run_summary(doc)
 
 
 def _completed(path: Path, loaded, task, args) -> bool:
