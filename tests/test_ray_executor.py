@@ -25,7 +25,6 @@ from sae_bench.cli import main
 from sae_bench.sae import SAE, save_native
 
 ray = pytest.importorskip("ray")
-psutil = pytest.importorskip("psutil")
 
 pytestmark = pytest.mark.slow
 HOOKS = ["blocks.0.hook_resid_post"] * 3 + ["blocks.1.hook_resid_post"]  # two groups
@@ -105,18 +104,31 @@ def test_ray_sweep_writes_the_local_files_and_builds_dictionaries_once(
     assert files(tmp_path / "again") == local_files
 
 
-def sweep_workers() -> list[psutil.Process]:
-    """This test's Ray worker processes holding a SweepWorker (Ray titles them ray::CLASS,
-    ray::CLASS.METHOD while a call runs); busy ones first."""
-    found = []
-    for proc in psutil.Process().children(recursive=True):
-        try:
-            title = " ".join(proc.cmdline())
-        except psutil.Error:
+def _parent(pid: int) -> int:
+    # /proc/PID/stat: "PID (COMM) STATE PPID ..."; COMM may hold spaces, so split after ")".
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def sweep_workers() -> list[int]:
+    """PIDs of this test's Ray worker processes holding a SweepWorker (descendants of this
+    process, which started the cluster; Ray titles them ray::CLASS, and ray::CLASS.METHOD
+    while a call runs), busy ones first."""
+    me, found = os.getpid(), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
             continue
-        if "ray::SweepWorker" in title:
-            found.append((".score" not in title, proc))
-    return [proc for _, proc in sorted(found, key=lambda item: item[0])]
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if "ray::SweepWorker" not in title:
+                continue
+            pid = ancestor = int(entry.name)
+            while ancestor > 1 and ancestor != me:
+                ancestor = _parent(ancestor)
+        except (OSError, ValueError, IndexError):
+            continue  # the process ended while we looked
+        if ancestor == me:
+            found.append((".score" not in title, pid))
+    return [pid for _, pid in sorted(found)]
 
 
 def run_and_kill_a_worker(args: list[str], out: Path, total: int) -> tuple[int, int]:
@@ -131,7 +143,7 @@ def run_and_kill_a_worker(args: list[str], out: Path, total: int) -> tuple[int, 
         written = len(list(out.rglob("results.json")))
         workers = sweep_workers()
         if written >= 1 and workers:
-            os.kill(workers[0].pid, signal.SIGKILL)
+            os.kill(workers[0], signal.SIGKILL)
             written_at_kill = written
             break
         time.sleep(0.05)
