@@ -76,7 +76,9 @@ def _site(roots: Sequence[Path]) -> str | None:
     while frame is not None:
         path = Path(frame.f_code.co_filename)
         if path != _HERE and any(path.is_relative_to(root) for root in roots):
-            return f"{path.name}:{frame.f_code.co_qualname}"
+            # co_qualname (3.11+) names methods with their class; 3.10 has the bare name.
+            code = frame.f_code
+            return f"{path.name}:{getattr(code, 'co_qualname', code.co_name)}"
         frame = frame.f_back
     return None
 
