@@ -177,3 +177,18 @@ def test_with_no_retries_left_failures_are_reported_and_skip_completed_finishes(
     assert written and all(local_files[name] == data for name, data in written.items())
     assert main(ray_argv(saes, out, cache, "--skip-completed")) == 0
     assert files(out) == local_files
+
+
+def test_an_invalid_sae_refuses_the_sweep_before_anything_is_written(
+        saes, cluster, tmp_path, capfd):
+    """As in a local run: a node the model lacks is found (here by the preparing task) before
+    any file or cache entry is written; one line, exit 2."""
+    bad = tmp_path / "bad.safetensors"
+    save_native(identity_sae(128, "blocks.7.hook_resid_post"), bad)  # ioi-tiny has 3 layers
+    code = main(ray_argv([saes[0], bad], tmp_path / "out", tmp_path / "cache"))
+    err = capfd.readouterr().err
+    assert code == 2, err[-2000:]
+    errors = [line for line in err.splitlines() if line.startswith("sae-bench: error:")]
+    assert len(errors) == 1 and "blocks.7" in errors[0]
+    assert not (tmp_path / "out").exists()
+    assert not list((tmp_path / "cache").rglob("*.safetensors"))
