@@ -14,6 +14,7 @@ from sae_bench.cli.types import (
     OneLineParser,
     device,
     non_negative_float,
+    non_negative_int,
     positive_float,
     positive_int,
     seed,
@@ -98,6 +99,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "paper's recommendation; mean: the paper's IOI main variant; lrc: "
                         "linear relational concepts, with a table of where the SAE beats lstsq "
                         "but loses to lrc)")
+    # Scale-out (issue 18): sae_bench/cli/executors/; Ray is an optional extra, imported lazily.
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local: this process (default); ray: workers on a Ray cluster, one "
+                        "evaluation context each (needs the `ray` extra)")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="with --executor ray: the cluster to join (default: $RAY_ADDRESS, "
+                        "else a local cluster started for this run)")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="with --executor ray: number of workers (default: one per GPU with "
+                        "--device cuda, else one per CPU; never more than the SAEs)")
+    p.add_argument("--retries", type=non_negative_int, default=2,
+                   help="with --executor ray: restarts of a killed worker, retrying its SAEs "
+                        "(default 2)")
 
     # ---- issue 17: `compare` (correspondence between two dictionaries at one node) ----------
     p = sub.add_parser("compare", help="correspondence of two dictionaries at one node: latents "

@@ -6,14 +6,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from sae_bench.cli.run_files import evaluate_and_write
 from sae_bench.cli.shared import make_context, open_cache, prompt_counts
-from sae_bench.engine.context import EvalContext
 from sae_bench.errors import UserError
 from sae_bench.fileio.atomic import remove_stale_temp_files, write_text_atomic
 from sae_bench.fileio.preflight import check_output_dir, check_output_file
 from sae_bench.models.registry import load_model
 from sae_bench.progress import Progress
-from sae_bench.results.provenance import collect
 from sae_bench.tasks import get_task
 
 
@@ -24,6 +23,7 @@ def cmd_run(args) -> int:
     from sae_bench.sae import load_sae
     from sae_bench.sae.load import with_canonical_sources
 
+    _check_executor_options(args)
     out_dirs = run_dirs(args)
     for out_dir in out_dirs:  # every output checked before any work
         check_output_dir(out_dir, "--out")
@@ -49,8 +49,12 @@ def cmd_run(args) -> int:
         _tidy(finished)
         cache.commit()  # nothing staged: only clears temp files that killed runs left
         return 0
-    progress = Progress(enabled=not args.quiet)
     flags = model_processing(args.sae, loaded)
+    if getattr(args, "executor", "local") == "ray":  # issue 18: the same sweep on a Ray cluster
+        from sae_bench.cli.executors.ray_executor import run_on_ray
+
+        return run_on_ray(args, task, todo, flags, on_valid=lambda: _tidy(finished))
+    progress = Progress(enabled=not args.quiet)
     with progress.step(f"loading model {args.model}"):
         model = load_model(args.model, device=args.device, processing=flags)
     if flags is not None and not args.quiet:
@@ -72,6 +76,21 @@ def cmd_run(args) -> int:
             print(f"\nwrote {out_dir / 'results.json'}", file=sys.stderr)
     return 0
 
+
+
+def _check_executor_options(args) -> None:
+    """Ray's options apply only with --executor ray, which needs Ray installed (checked before
+    any work, so a missing extra costs nothing)."""
+    if getattr(args, "executor", "local") == "ray":
+        from sae_bench.cli.executors.ray_executor import require_ray
+
+        require_ray()
+        return
+    for option, value in (("--ray-address", getattr(args, "ray_address", None)),
+                          ("--workers", getattr(args, "workers", None))):
+        if value is not None:
+            raise UserError(f"{option} applies only with --executor ray; add --executor ray "
+                            f"or drop {option}.")
 
 def run_dirs(args) -> list[Path]:
     """Where each SAE's results go: --out itself for one SAE, --out/<SAE name> for several."""
@@ -115,47 +134,6 @@ def model_processing(paths, loaded):
         members = list(sae.values()) if isinstance(sae, SAEBundle) else [sae]
         declarations += [(str(path), m.metadata) for m in members]
     return processing.required(declarations)
-
-
-def evaluate_and_write(ctx: EvalContext, units, out_dir: Path, args) -> str:
-    """Evaluate one SAE (or bundle) and write its results.json and summary.txt; the summary.
-
-    Order matters for an interrupted sweep: the cache entries first (they are verified on
-    read), then summary.txt, then results.json, which `--skip-completed` takes as the mark of a
-    finished run (and from which it restores a missing summary.txt)."""
-    from sae_bench.evaluate.pipeline import evaluate, sae_info
-    from sae_bench.results.document import EvaluationResult, metric_info_for
-    from sae_bench.results.summary import render_run_summary
-    from sae_bench.truth.reference import model_scores
-
-    saes = [sae_info(node, sae) for u in units for node, sae in u.saes.items()]
-    files = {s.source or s.node: s.sha256 or "" for s in saes}
-    provenance = collect(
-        model_name=args.model, model_fingerprint=ctx.fingerprint, task=ctx.task, seed=args.seed,
-        n_fit=ctx.n_fit, n_eval=ctx.n_eval, device=args.device, sae_files=files,
-        nodes=[s.node for s in saes],
-    )
-    results = evaluate(ctx, units)
-    # issue 16: once per context (memoised; the learned parameters are in the cache)
-    from sae_bench.baselines.run import control_baselines
-
-    baselines = control_baselines(ctx, [u.cross_section for u in units])
-    warning = ctx.fit_size_warning()  # printed with the summary
-    lrc = None
-    if ctx.comparator == "lrc":  # where the SAE sits between the label-based and LRC dictionaries
-        from sae_bench.lrc.compare import lrc_comparison
-
-        lrc = lrc_comparison(ctx, units, results)
-    doc = EvaluationResult(provenance=provenance, comparator=ctx.comparator,
-                           warnings=[warning] if warning else [], model=model_scores(ctx),
-                           saes=saes, units=results, metric_info=metric_info_for(results),
-                           control_baselines=baselines, lrc=lrc)
-    summary = render_run_summary(doc)
-    ctx.cache.commit()
-    remove_stale_temp_files(out_dir)
-    write_text_atomic(out_dir / "summary.txt", summary + "\n")
-    write_text_atomic(out_dir / "results.json", doc.to_json())
-    return summary
 
 
 def _completed(path: Path, loaded, task, args) -> bool:

@@ -35,6 +35,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give one >= 0") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative; give a whole number >= 0")
+    return value
+
+
 def seed(text: str) -> int:
     value = _int(text, f"0..{MAX_SEED}")
     if not 0 <= value <= MAX_SEED:

@@ -1,0 +1,75 @@
+"""A sweep on a 2-worker local Ray cluster against the same sweep in one process.
+
+20 random TopK SAEs at the shipped ioi-tiny model's main node, 1,000 eval and 4,000 fit prompts
+(the golden files' counts), each scenario a fresh process (`ray_probe.py`), both in one run so
+that machine load hits both alike. Reported: both wall times, their ratio,
+the cluster start (not in the ratio: a deployment starts its cluster once), the load average
+before and after. Asserted: the 2-worker cluster on the same cores costs at most
+`MAX_RAY_OVER_LOCAL` times one process: each worker repeats the context's clean and
+counterfactual passes and the model load, which the single process does once, so on equal
+cores it cannot win; the bound catches a scheduler that serialises workers or rebuilds per
+SAE. The speed-up a cluster brings comes from cores the single process does not have
+(benchmarks/README.md, "Ray", for the arithmetic of a 1,000-SAE sweep).
+
+With ``--benchmark-disable`` (the CI quick pass) it runs 2 SAEs on 40 eval prompts: the same
+code paths, checked for completing and writing their results, without the timing assertion.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray")
+
+PROBE = Path(__file__).resolve().parent / "ray_probe.py"
+FULL = {"n_saes": 20, "n_eval": 1000, "n_fit": 4000}
+SMOKE = {"n_saes": 2, "n_eval": 40, "n_fit": 1000}
+MAX_RAY_OVER_LOCAL = 2.0
+
+
+def probe(tmp_path: Path, executor: str, size: dict) -> dict:
+    out = tmp_path / f"ray-probe-{executor}.json"
+    argv = [sys.executable, str(PROBE), "--executor", executor, "--n-saes", str(size["n_saes"]),
+            "--n-eval", str(size["n_eval"]), "--n-fit", str(size["n_fit"]), "--workers", "2",
+            "--out", str(out)]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_ray_two_workers_against_one_process(benchmark, figures, tmp_path):
+    size = FULL if benchmark.enabled else SMOKE
+    runs = {}
+    load = {}  # 1-minute load average around each scenario: other work on the machine
+
+    def scenarios():
+        for executor in ("local", "ray"):
+            before = os.getloadavg()[0]
+            runs[executor] = probe(tmp_path, executor, size)
+            load[executor] = [round(before, 2), round(os.getloadavg()[0], 2)]
+
+    benchmark.pedantic(scenarios, rounds=1, iterations=1)
+    local, on_ray = runs["local"], runs["ray"]
+    ratio = on_ray["run_s"] / local["run_s"]
+    figures({
+        "n_saes": local["n_saes"],
+        "node": local["node"],
+        "n_eval": local["n_eval"],
+        "n_fit": local["n_fit"],
+        "cores": local["cores"],
+        "one_process_s": local["run_s"],
+        "ray_2_workers_s": on_ray["run_s"],
+        "ray_over_one_process": round(ratio, 2),
+        "ray_cluster_start_s": on_ray["cluster_start_s"],
+        "load_average_1min_local_before_after": load["local"],
+        "load_average_1min_ray_before_after": load["ray"],
+    })
+    if benchmark.enabled:
+        assert ratio <= MAX_RAY_OVER_LOCAL, runs
