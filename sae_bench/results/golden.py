@@ -24,6 +24,11 @@ TOLERANCES = (
     ("edit_accuracy", 2.5e-3, "a share of 1,000 prompts: allow two prompts whose top-1 token "
                               "flips under a different BLAS summation order"),
     ("aware_edit_accuracy", 2.5e-3, "as edit_accuracy"),
+    # Measured: batchtopk-k4-text's weight_removed_Pos_k4 reads 0.313975 on one CPU and
+    # 0.314096 on another (same code, same settings), a 1.2e-4 gap.
+    ("weight_removed", 2.5e-3, "a mean over 1,000 prompts of the weight the chosen latents "
+                               "carry: allow two prompts whose near-tied latent choice flips "
+                               "under a different BLAS summation order"),
     ("min_budget", 0.0, "an integer budget; any change is a behaviour change"),
     ("coverage", 0.0, "a count of values over a fixed threshold"),
     ("occluded", 0.0, "a flag"),
