@@ -110,6 +110,10 @@ def probe(n_saes: int, cross_section: str, n_eval: int, n_fit: int, seed: int,
         bundles = write_bundles(folder, n_saes, cross_section, d_in=64)
         argv = ["run", "--model", "gpt2-random", "--n-eval", str(n_eval), "--n-fit", str(n_fit),
                 "--seed", str(seed), "--cache-dir", str(cache_dir or folder / "cache"), "--quiet",
+                # The SAE harness alone, as before issue 16: the control baselines hold full
+                # next-token distributions over GPT-2's vocabulary (peak 6.5 GB here), an open
+                # memory problem recorded in benchmarks/README.md.
+                "--no-control-baselines",
                 "--out", str(folder / "runs" / ("one" if n_saes == 1 else ""))]
         for bundle in bundles:
             argv += ["--sae", str(bundle)]

@@ -44,5 +44,9 @@ def test_leaderboard_shows_baseline_rows(tmp_path: Path) -> None:
 
 
 def test_leaderboard_without_baselines_has_no_baseline_rows(tmp_path: Path) -> None:
-    write_leaderboard([SHIPPED.resolve()], tmp_path / "lb")
+    # A result written before issue 16 (no control_baselines): the shipped one without them.
+    old = tmp_path / "old" / "results.json"
+    old.parent.mkdir()
+    old.write_text(load_result(SHIPPED).model_copy(update={"control_baselines": []}).to_json())
+    write_leaderboard([old], tmp_path / "lb")
     assert "DiffMean" not in (tmp_path / "lb" / "leaderboard.md").read_text()

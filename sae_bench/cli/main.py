@@ -91,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None,
                    help="run directory (default: runs/<SAE name>); with several --sae, the "
                         "parent of one directory per SAE (default: runs/)")
+    p.add_argument("--no-control-baselines", dest="control_baselines", action="store_false",
+                   help="skip the control baselines (DiffMean, steering vector, activation "
+                        "scaling): on GPT-2-sized vocabularies they hold full next-token "
+                        "distributions in memory")
     p.add_argument("--skip-completed", action="store_true",
                    help="do nothing if the run directory already holds a valid result for "
                         "this SAE, task version, model and seed (resume interrupted sweeps)")

@@ -48,7 +48,8 @@ def evaluate_document(ctx: EvalContext, units, args) -> tuple[str, str]:
     # issue 16: once per context (memoised; the learned parameters are in the cache)
     from sae_bench.baselines.run import control_baselines
 
-    baselines = control_baselines(ctx, [u.cross_section for u in units])
+    baselines = (control_baselines(ctx, [u.cross_section for u in units])
+                 if getattr(args, "control_baselines", True) else [])
     warning = ctx.fit_size_warning()  # printed with the summary
     lrc = None
     if ctx.comparator == "lrc":  # where the SAE sits between the label-based and LRC dictionaries

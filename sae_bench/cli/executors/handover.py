@@ -11,13 +11,15 @@ check it stays at zero).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
+from sae_bench.baselines.run import control_baselines
+from sae_bench.baselines.schema import CrossSectionBaselines
 from sae_bench.engine.cache import DictionaryCache
 from sae_bench.engine.context import EvalContext
-from sae_bench.models.nodes import Node
+from sae_bench.models.nodes import CrossSection, Node
 from sae_bench.truth.dictionaries import SupervisedDictionary
 
 
@@ -27,9 +29,14 @@ class SharedFit:
 
     dictionaries: dict[Node, dict[str, SupervisedDictionary]]
     activations: dict[Node, torch.Tensor]
+    # The control baselines (issue 16) per cross-section: they depend on the context only, so
+    # they are learned once here too, not once per worker.
+    baselines: dict[tuple[str, tuple[Node, ...]], CrossSectionBaselines] = field(
+        default_factory=dict)
 
 
-def build(ctx: EvalContext, units: Sequence[Sequence[Node]]) -> SharedFit:
+def build(ctx: EvalContext, units: Sequence[Sequence[Node]],
+          cross_sections: Sequence[CrossSection] = ()) -> SharedFit:
     """Dictionaries and fit activations for every node of `units` (each unit's nodes, in sweep
     order), from the context's cache or built.
 
@@ -44,8 +51,10 @@ def build(ctx: EvalContext, units: Sequence[Sequence[Node]]) -> SharedFit:
     unique = list(dict.fromkeys(n for nodes in units for n in nodes))
     dictionaries = ctx.dictionaries(unique)
     activations = ctx.fit_activations(unique)
+    baselines = {(cs.name, cs.nodes): control_baselines(ctx, [cs])[0]
+                 for cs in {(cs.name, cs.nodes): cs for cs in cross_sections}.values()}
     return SharedFit(dictionaries={n: dictionaries[n] for n in unique},
-                     activations={n: activations[n] for n in unique})
+                     activations={n: activations[n] for n in unique}, baselines=baselines)
 
 
 def hand_over(ctx: EvalContext, shared: SharedFit) -> None:
@@ -54,6 +63,8 @@ def hand_over(ctx: EvalContext, shared: SharedFit) -> None:
         ctx.memo(("dict", node), lambda d=dictionaries: d)
     for node, acts in shared.activations.items():
         ctx.memo(("fit_act", node), lambda a=acts: a)
+    for (name, nodes), baselines in shared.baselines.items():
+        ctx.memo(("control_baselines", name, nodes), lambda b=baselines: b)
 
 
 class CountingCache(DictionaryCache):

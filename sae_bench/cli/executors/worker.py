@@ -64,7 +64,9 @@ def prepare(args: argparse.Namespace, task_name: str, flags, saes: Sequence,
         return Prepared(str(exc), (), (), 0), None
     nodes = tuple(tuple(n for unit in units for n in unit.cross_section.nodes)
                   for units in plans)
-    shared = build(ctx, [unit.cross_section.nodes for units in plans for unit in units])
+    shared = build(ctx, [unit.cross_section.nodes for units in plans for unit in units],
+                   [unit.cross_section for units in plans for unit in units]
+                   if getattr(args, "control_baselines", True) else [])
     cache.commit()
     keys = tuple(GroupKey(args.model, ctx.task.name, args.seed, ctx.n_fit, ctx.n_eval,
                           tuple(sorted({n.name for n in per_sae}))) for per_sae in nodes)
