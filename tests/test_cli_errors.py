@@ -125,3 +125,16 @@ def test_real_process_prints_one_line_for_a_pickle_with_code(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "pickled code" in proc.stderr and "must never run" not in proc.stdout
+
+
+
+def test_a_closed_pipe_ends_quietly(monkeypatch):
+    """`sae-bench nodes | head -1`: the reader has left; exit 0 without a traceback."""
+    import os
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # every write now fails with EPIPE (Python ignores SIGPIPE)
+    with os.fdopen(write, "w", buffering=1) as closed:
+        monkeypatch.setattr(sys, "stdout", closed)
+        assert main(["nodes", "--model", "ioi-tiny"]) == 0

@@ -7,6 +7,7 @@ nothing is written on failure.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -215,6 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"sae-bench: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        # The reader left (`sae-bench nodes | head`): nothing more to print. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("sae-bench: interrupted; no partial file was written (finished runs of a sweep "
               "are kept: resume with --skip-completed).", file=sys.stderr)
