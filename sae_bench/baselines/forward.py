@@ -15,23 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
+from sae_bench.engine.patching import write_at_node
 from sae_bench.engine.runner import InterventionRunner
 from sae_bench.engine.suffix_forward import SitePatch, block_window, site_of
 from sae_bench.models.nodes import Node, validate_hook
 
 # node -> [b, width] value to write, given the batch's row slice; may carry gradients.
 PatchFn = Callable[[slice], Mapping[Node, torch.Tensor]]
-
-
-def _write(act: torch.Tensor, pos: torch.Tensor, node: Node, value: torch.Tensor) -> torch.Tensor:
-    """A copy of the hook activation with the node's entries replaced (autograd-safe)."""
-    rows = torch.arange(act.shape[0], device=act.device)
-    out = act.clone()
-    if node.head is not None:
-        out[rows, pos, node.head] = value.to(act.dtype)
-    else:
-        out[rows, pos] = value.to(act.dtype).reshape(out[rows, pos].shape)
-    return out
 
 
 def end_logits(model, tokens: torch.Tensor, positions: Mapping[str, torch.Tensor],
@@ -50,7 +40,7 @@ def end_logits(model, tokens: torch.Tensor, positions: Mapping[str, torch.Tensor
         def hook(act, hook):
             for node in hook_nodes:
                 pos = positions[node.position][rows].to(act.device)
-                act = _write(act, pos, node, values[node].to(act.device))
+                act = write_at_node(act, pos, node, values[node].to(act.device))
             return act
 
         return hook

@@ -33,7 +33,10 @@ def _rows(act: torch.Tensor, pos: torch.Tensor, node: Node) -> torch.Tensor:
     return x.reshape(act.shape[0], -1)
 
 
-def _write(act: torch.Tensor, pos: torch.Tensor, node: Node, value: torch.Tensor) -> torch.Tensor:
+def write_at_node(act: torch.Tensor, pos: torch.Tensor, node: Node,
+                  value: torch.Tensor) -> torch.Tensor:
+    """A copy of the hook activation with the node's entries replaced (autograd-safe: the
+    input is not modified, so gradients flow into `value`)."""
     rows = torch.arange(act.shape[0], device=act.device)
     act = act.clone()
     if node.head is not None:
@@ -108,7 +111,7 @@ def run_patched(
             def hook(act, hook):
                 for node in hook_nodes:
                     pos = positions[node.position][sl].to(act.device)
-                    act = _write(act, pos, node, patches[node][sl].to(act.device))
+                    act = write_at_node(act, pos, node, patches[node][sl].to(act.device))
                 return act
 
             return hook
