@@ -92,7 +92,7 @@ def probe(n_saes: int, cross_section: str, n_eval: int, n_fit: int, seed: int,
           cache_dir: Path | None = None) -> dict:
     from transformer_lens import HookedTransformer
 
-    from sae_bench.cli import commands
+    from sae_bench.cli import run as run_command
     from sae_bench.cli.main import main
     from sae_bench.engine import collect
     from sae_bench.engine.runner import InterventionRunner
@@ -104,7 +104,7 @@ def probe(n_saes: int, cross_section: str, n_eval: int, n_fit: int, seed: int,
     forward.wrap(InterventionRunner, "_run_batch")
     forward.wrap(InterventionRunner, "_layer_activations")
     load = ForwardClock()
-    load.wrap(commands, "load_model")
+    load.wrap(run_command, "load_model")  # the module whose cmd_run loads the model
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         bundles = write_bundles(folder, n_saes, cross_section, d_in=64)
