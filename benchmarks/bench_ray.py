@@ -11,8 +11,9 @@ cores it cannot win; the bound catches a scheduler that serialises workers or re
 SAE. The speed-up a cluster brings comes from cores the single process does not have
 (benchmarks/README.md, "Ray", for the arithmetic of a 1,000-SAE sweep).
 
-With ``--benchmark-disable`` (the CI quick pass) it runs 2 SAEs on 40 eval prompts: the same
-code paths, checked for completing and writing their results, without the timing assertion.
+With ``--benchmark-disable`` (the CI quick pass) it runs 2 SAEs on 40 eval prompts without the
+control baselines (tests/test_ray_executor.py checks their hand-over): the same code paths,
+checked for completing and writing their results, without the timing assertion.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ pytest.importorskip("ray")
 
 PROBE = Path(__file__).resolve().parent / "ray_probe.py"
 FULL = {"n_saes": 20, "n_eval": 1000, "n_fit": 4000}
-SMOKE = {"n_saes": 2, "n_eval": 40, "n_fit": 1000}
+# The quick pass skips the control baselines: tests/test_ray_executor.py checks their hand-over.
+SMOKE = {"n_saes": 2, "n_eval": 40, "n_fit": 1000, "baselines": False}
 MAX_RAY_OVER_LOCAL = 2.0
 
 
@@ -38,6 +40,8 @@ def probe(tmp_path: Path, executor: str, size: dict) -> dict:
     argv = [sys.executable, str(PROBE), "--executor", executor, "--n-saes", str(size["n_saes"]),
             "--n-eval", str(size["n_eval"]), "--n-fit", str(size["n_fit"]), "--workers", "2",
             "--out", str(out)]
+    if not size.get("baselines", True):
+        argv.append("--no-control-baselines")
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(out.read_text())

@@ -39,7 +39,8 @@ def write_saes(folder: Path, n: int) -> list[Path]:
     return paths
 
 
-def probe(executor: str, n_saes: int, n_eval: int, n_fit: int, workers: int) -> dict:
+def probe(executor: str, n_saes: int, n_eval: int, n_fit: int, workers: int,
+          control_baselines: bool = True) -> dict:
     from sae_bench.cli.main import main
 
     # Both scenarios use every core: the single process with as many torch threads, the
@@ -61,6 +62,8 @@ def probe(executor: str, n_saes: int, n_eval: int, n_fit: int, workers: int) -> 
                 "--cache-dir", str(folder / "cache"), "--quiet", "--out", str(folder / "runs")]
         if executor == "ray":
             argv += ["--executor", "ray", "--workers", str(workers)]
+        if not control_baselines:
+            argv.append("--no-control-baselines")
         for sae in saes:
             argv += ["--sae", str(sae)]
         start = time.perf_counter()
@@ -83,8 +86,11 @@ def main() -> None:
     parser.add_argument("--n-fit", type=int, default=4000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True, help="JSON file for the figures")
+    parser.add_argument("--no-control-baselines", dest="control_baselines", action="store_false",
+                        help="skip the control baselines (the CI quick pass)")
     args = parser.parse_args()
-    figures = probe(args.executor, args.n_saes, args.n_eval, args.n_fit, args.workers)
+    figures = probe(args.executor, args.n_saes, args.n_eval, args.n_fit, args.workers,
+                    args.control_baselines)
     args.out.write_text(json.dumps(figures, indent=2) + "\n")
 
 

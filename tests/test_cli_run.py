@@ -11,7 +11,8 @@ from helpers import identity_sae
 from sae_bench.cli.main import main
 from sae_bench.sae import save_native
 
-SMALL = ["--n-fit", "2000", "--n-eval", "400", "--quiet"]
+# The control baselines have their own tests (test_baselines_*); here they only cost time.
+SMALL = ["--n-fit", "2000", "--n-eval", "400", "--quiet", "--no-control-baselines"]
 NODE_HOOK = "blocks.0.hook_resid_post"
 
 

@@ -24,7 +24,8 @@ def test_train_one_node_then_run_and_skip(tmp_path, capsys):
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # readable like any other file
     run_dir = tmp_path / "run"
     args = ["run", "--sae", str(out), "--model", "ioi-tiny", "--out", str(run_dir), "--quiet",
-            "--n-fit", "3000", "--n-eval", "100", "--cache-dir", str(tmp_path / "c")]
+            "--n-fit", "3000", "--n-eval", "100", "--cache-dir", str(tmp_path / "c"),
+            "--no-control-baselines"]
     assert main(args) == 0
     before = (run_dir / "results.json").stat().st_mtime_ns
     capsys.readouterr()

@@ -12,6 +12,7 @@ from sae_bench.cli.main import main
 from sae_bench.sae import save_native
 
 SMALL = ["--model", "ioi-tiny", "--n-fit", "1000", "--n-eval", "200", "--quiet"]
+RUN = [*SMALL, "--no-control-baselines"]  # the baselines have their own tests
 HOOK = "blocks.0.hook_resid_post"
 
 
@@ -39,7 +40,7 @@ def test_run_with_lrc_comparator_is_reproducible_and_compares_three_ways(tmp_pat
     save_native(identity_sae(128, HOOK, position="END"), sae)
     texts = []
     for name in ("a", "b"):
-        assert main(["run", "--sae", str(sae), *SMALL, "--comparator", "lrc", "--out",
+        assert main(["run", "--sae", str(sae), *RUN, "--comparator", "lrc", "--out",
                      str(tmp_path / name), "--cache-dir", str(cache_dir)]) == 0
         texts.append((tmp_path / name / "results.json").read_bytes())
     assert texts[0] == texts[1]
@@ -59,7 +60,7 @@ def test_run_with_lrc_comparator_is_reproducible_and_compares_three_ways(tmp_pat
     summary = (tmp_path / "a" / "summary.txt").read_text()
     assert "SAE vs label-based (lstsq) vs lrc" in summary
     # Without the lrc comparator the document has no lrc field at all.
-    assert main(["run", "--sae", str(sae), *SMALL, "--out", str(tmp_path / "c"),
+    assert main(["run", "--sae", str(sae), *RUN, "--out", str(tmp_path / "c"),
                  "--cache-dir", str(cache_dir)]) == 0
     assert "lrc" not in json.loads((tmp_path / "c" / "results.json").read_text())
 

@@ -10,6 +10,7 @@ with no retries left its SAEs are reported failed, with the reason, and a re-run
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -28,7 +29,9 @@ ray = pytest.importorskip("ray")
 
 pytestmark = pytest.mark.slow
 HOOKS = ["blocks.0.hook_resid_post"] * 3 + ["blocks.1.hook_resid_post"]  # two groups
-TINY = ["--n-fit", "1000", "--n-eval", "40", "--quiet"]
+# The control baselines cost more than the rest of these runs; their hand-over to the workers
+# is checked once (`test_control_baselines_are_learned_once_and_handed_to_the_workers`).
+TINY = ["--n-fit", "1000", "--n-eval", "40", "--quiet", "--no-control-baselines"]
 # Workers hold one CPU each, hence one torch thread; the local run must use the same count
 # (a float32 sum's last digits depend on it).
 THREADS = 1
@@ -41,7 +44,7 @@ def saes(tmp_path_factory) -> list[Path]:
     paths = []
     for i, hook in enumerate(HOOKS):
         path = folder / f"sae{i}.safetensors"
-        sae = identity_sae(128, hook) if i == 0 else SAE(
+        sae = identity_sae(128, hook, position="END") if i == 0 else SAE(
             W_enc=torch.randn(128, 256, generator=g) / 11,
             W_dec=torch.randn(256, 128, generator=g) / 16, b_enc=torch.zeros(256),
             b_dec=torch.zeros(128), architecture="relu", hook_name=hook, position="END")
@@ -96,13 +99,29 @@ def test_ray_sweep_writes_the_local_files_and_builds_dictionaries_once(
     line = re.search(r"2 worker\(s\).*scored 4 of 4 SAE\(s\); .*: (\d+) cache entries built "
                      r"once, (\d+) rebuilt by workers", err)
     assert line, err[-2000:]
-    # Two nodes, each: mean and lstsq dictionaries, and one set of fit activations; and the
-    # control baselines' learned parameters (issue 16) of their cross-sections. None by a worker.
-    assert int(line[1]) > 2 * 3 and int(line[2]) == 0, line[0]
+    # Two nodes, each: mean and lstsq dictionaries, and one set of fit activations. None by a
+    # worker.
+    assert int(line[1]) == 2 * 3 and int(line[2]) == 0, line[0]
     # They went to the cache once: a second sweep builds nothing.
     assert main(ray_argv(saes, tmp_path / "again", tmp_path / "cache")) == 0
     assert re.search(r": 0 cache entries built once, 0 rebuilt", capfd.readouterr().err)
     assert files(tmp_path / "again") == local_files
+
+
+def test_control_baselines_are_learned_once_and_handed_to_the_workers(
+        saes, cluster, tmp_path, capfd):
+    """The baselines depend on the context only: the preparing task learns them (into the
+    cache) and every worker reads them; none is learned by a worker."""
+    args = [a for a in ray_argv(saes[1:3], tmp_path / "out", tmp_path / "cache")
+            if a != "--no-control-baselines"]
+    assert main(args) == 0
+    err = capfd.readouterr().err
+    line = re.search(r": (\d+) cache entries built once, (\d+) rebuilt by workers", err)
+    assert line, err[-2000:]
+    # One node: 3 entries of dictionaries and activations, and the baselines' parameters.
+    assert int(line[1]) > 3 and int(line[2]) == 0, line[0]
+    for result in (tmp_path / "out").rglob("results.json"):
+        assert json.loads(result.read_text())["control_baselines"], result
 
 
 def _parent(pid: int) -> int:
