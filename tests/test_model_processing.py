@@ -117,7 +117,8 @@ def test_position_scores_one_role(tmp_path, capsys):
     doc = json.loads((out / "results.json").read_text())
     assert [u["name"] for u in doc["units"]] == ["blocks.0.hook_resid_post@END"]
     assert main(["run", "--sae", str(path), "--position", "S2", "--out", str(out),
-                 "--skip-completed", "--n-fit", "2000", "--n-eval", "200", "--quiet", "--no-control-baselines",
+                 "--skip-completed", "--n-fit", "2000", "--n-eval", "200", "--quiet",
+                 "--no-control-baselines",
                  "--cache-dir", str(tmp_path / "cache")]) == 0
     capsys.readouterr()
     doc = json.loads((out / "results.json").read_text())
