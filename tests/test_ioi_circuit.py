@@ -77,6 +77,26 @@ def test_held_out_templates_never_occur_in_training_text():
     assert any(" sold the " in d.text for d in docs)
 
 
+def test_s_repeats_put_s_two_to_four_times_and_io_once_in_an_episode():
+    """`Mix.s_repeats` sentences mention S again between opening and closing; the roles still
+    index the right pieces."""
+    draw = corpus._Draw(torch.Generator().manual_seed(0))
+    counts = set()
+    for _ in range(200):
+        middles = tuple(draw.pick(corpus.S_MIDDLES) for _ in range(2) if draw.coin(0.5))
+        ep = corpus.episode("", draw.pick(corpus.OPENINGS), draw.pick(corpus.CLOSINGS), "Mary",
+                            "John", draw.coin(0.5), {"place": "store", "object": "drink"},
+                            middles=middles)
+        assert ep.pieces[ep.io] == ep.pieces[ep.answer] == " Mary"
+        assert ep.pieces[ep.s1] == ep.pieces[ep.s2] == " John" and ep.s1 < ep.s2 < ep.end
+        assert ep.pieces.count(" Mary") == 2  # IO in the opening, and the answer
+        counts.add(ep.pieces.count(" John"))
+    assert counts == {2, 3, 4}
+    # Off (the shipped recipe), the vocabulary and the sampled text stay what they were.
+    assert "sat" not in corpus.vocabulary(role_words=False)
+    assert " sat" in corpus.vocabulary(role_words=False, s_middles=True)
+
+
 def test_answer_weights_land_on_every_episode_answer(tokenizer):
     docs = corpus.sample_documents(30, torch.Generator().manual_seed(0))
     tokens, weights = make_batch(tokenizer, docs, answer_weight=5.0)

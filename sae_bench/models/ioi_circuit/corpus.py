@@ -94,6 +94,19 @@ THIRD_NAME_CLOSINGS = (
     "{C} told {D} to give a {object} to {IO}.",
 )
 
+# Sentences about S alone, put between an episode's opening and closing (`Mix.s_repeats`), so S
+# occurs 2-4 times in the episode and IO once. "Attend to every recent name and subtract the
+# subject" then fails: a head averaging over the names gives S a weight that grows with its count,
+# which no fixed subtraction cancels; what works for every count is to attend only to the name
+# that is not repeated (GPT-2's name movers, told by S-inhibition which name is the duplicate).
+S_MIDDLES = (
+    "{C} was very happy.",
+    "{C} saw a {object}.",
+    "{C} liked the {place}.",
+    "Then {C} found a {object}.",
+    "{C} sat down.",
+)
+
 # Never part of an episode; their words occur in distractor sentences, so the tokens are trained.
 HELD_OUT_OPENINGS = (
     "{A} and {B} were eating at the {place}.",
@@ -175,13 +188,16 @@ class Episode:
 
 
 def episode(lead_in: str, opening: str, closing: str, io: str, s: str, abb: bool,
-            fill: dict[str, str], subject: str | None = None) -> Episode:
-    """Assemble lead-in + opening + closing; {A}, {B} = (IO, S) if `abb` else (S, IO). The
-    closing's subject {C} is S, or the words `subject` (e.g. "the former") when given; `s2` then
-    indexes their first piece."""
+            fill: dict[str, str], subject: str | None = None,
+            middles: tuple[str, ...] = ()) -> Episode:
+    """Assemble lead-in + opening + middles + closing; {A}, {B} = (IO, S) if `abb` else (S, IO).
+    The closing's subject {C} is S, or the words `subject` (e.g. "the former") when given; `s2`
+    then indexes their first piece. `middles` (S_MIDDLES) mention S ({C}) again in between."""
     a, b = (io, s) if abb else (s, io)
     head = pieces(lead_in)
     op, op_at = template_pieces(opening, {**fill, "A": a, "B": b})
+    for middle in middles:
+        op = op + template_pieces(middle, {**fill, "C": s})[0]
     cl, cl_at = template_pieces(closing, {**fill, "C": subject or s, "IO": io})
     first, second = len(head) + op_at["A"], len(head) + op_at["B"]
     base = len(head) + len(op)
@@ -230,6 +246,7 @@ class Mix:
     single: bool = False  # one episode per document and nothing else
     third_name: float = 0.5  # chance that an episode's opening / closing has a third name
     role_words: float = 0.0  # chance that the closing names S by its slot ("the former")
+    s_repeats: float = 0.0  # chance of each of two S_MIDDLES sentences inside an episode
 
 
 # The curriculum's first phase: one clean episode per document, names at nearly fixed offsets.
@@ -267,8 +284,11 @@ def _document(draw: _Draw, cast: list[str], n_ctx: int, mix: Mix) -> Document:
             subject = None
             if mix.role_words > 0 and draw.coin(mix.role_words):  # no draw when off
                 subject = ROLE_WORDS[1] if abb else ROLE_WORDS[0]  # S is the pair's 2nd / 1st
+            middles: tuple[str, ...] = ()
+            if mix.s_repeats > 0:  # no draw when off, so older recipes sample the same text
+                middles = tuple(draw.pick(S_MIDDLES) for _ in range(2) if draw.coin(mix.s_repeats))
             ep = episode(draw.pick(LEAD_INS), opening, closing, f["A"], f["B"], abb, f,
-                         subject=subject)
+                         subject=subject, middles=middles)
             k = draw.int(mix.max_fillers + 1)
             slots = [draw.int(ep.end + 1) for _ in range(k)]
             ep = insert_fillers(ep, slots, [draw.pick(FILLERS) for _ in range(k)])
@@ -301,15 +321,16 @@ def sample_documents(n: int, gen: torch.Generator, *, n_ctx: int = 64,
     return [_document(draw, [NAMES[int(j)] for j in casts[i]], n_ctx, mix) for i in range(n)]
 
 
-def vocabulary(role_words: bool = True) -> list[str]:
+def vocabulary(role_words: bool = True, s_middles: bool = False) -> list[str]:
     """Every token the corpus (and the stress prompts) can produce, in a fixed order: names,
     objects, places (leading space), fillers, then template words in first-seen order, each word
     also with a leading space (a sentence-initial word follows the previous sentence).
-    `role_words`: include "the former" / "the latter" (only a mix that uses them needs them)."""
+    `role_words`: include "the former" / "the latter" (only a mix that uses them needs them);
+    `s_middles`: the words of S_MIDDLES (likewise)."""
     words = [" " + w for w in (*NAMES, *OBJECTS, *PLACES)] + list(FILLERS)
     templates = (*OPENINGS, *CLOSINGS, *THIRD_NAME_OPENINGS, *THIRD_NAME_CLOSINGS,
                  *HELD_OUT_OPENINGS, *HELD_OUT_CLOSINGS, *LEAD_INS, *DISTRACTOR_TEMPLATES,
-                 *(ROLE_WORDS if role_words else ()))
+                 *(ROLE_WORDS if role_words else ()), *(S_MIDDLES if s_middles else ()))
     for template in templates:
         for piece in pieces(_SLOT.sub("\n", template)):  # a break, so words never merge
             words.append(piece)
