@@ -89,7 +89,7 @@ def peak_rss_bytes() -> int:
 
 
 def probe(n_saes: int, cross_section: str, n_eval: int, n_fit: int, seed: int,
-          cache_dir: Path | None = None) -> dict:
+          cache_dir: Path | None = None, control_baselines: bool = False) -> dict:
     from transformer_lens import HookedTransformer
 
     from sae_bench.cli import run as run_command
@@ -110,11 +110,9 @@ def probe(n_saes: int, cross_section: str, n_eval: int, n_fit: int, seed: int,
         bundles = write_bundles(folder, n_saes, cross_section, d_in=64)
         argv = ["run", "--model", "gpt2-random", "--n-eval", str(n_eval), "--n-fit", str(n_fit),
                 "--seed", str(seed), "--cache-dir", str(cache_dir or folder / "cache"), "--quiet",
-                # The SAE harness alone, as before issue 16: the control baselines hold full
-                # next-token distributions over GPT-2's vocabulary (peak 6.5 GB here), an open
-                # memory problem recorded in benchmarks/README.md.
-                "--no-control-baselines",
                 "--out", str(folder / "runs" / ("one" if n_saes == 1 else ""))]
+        if not control_baselines:  # the SAE harness alone, as the benchmark's ratios need
+            argv.append("--no-control-baselines")
         for bundle in bundles:
             argv += ["--sae", str(bundle)]
         start = time.perf_counter()
@@ -149,9 +147,12 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="dictionary/activation cache to use (default: a fresh, empty one)")
     parser.add_argument("--out", type=Path, required=True, help="JSON file for the figures")
+    parser.add_argument("--control-baselines", action="store_true",
+                        help="also learn and score the control baselines (off: the SAE harness "
+                        "alone)")
     args = parser.parse_args()
     figures = probe(args.n_saes, args.cross_section, args.n_eval, args.n_fit, args.seed,
-                    args.cache_dir)
+                    args.cache_dir, args.control_baselines)
     args.out.write_text(json.dumps(figures, indent=2) + "\n")
 
 

@@ -47,7 +47,14 @@ def end_logits(model, tokens: torch.Tensor, positions: Mapping[str, torch.Tensor
 
     fwd = [(h, make_hook(ns)) for h, ns in by_hook.items()]
     with model.hooks(fwd_hooks=fwd):
-        return model(tokens[rows].to(device))[:, -1].float().cpu()
+        # The residual stream after the last block, unembedded at END only (as
+        # `runner_end_logits`): logits at every position are [b, seq, d_vocab], 0.9 GB for 256
+        # prompts of GPT-2's vocabulary, and only END's are read.
+        resid = model(tokens[rows].to(device), stop_at_layer=model.cfg.n_layers)
+    h = resid[:, -1:]
+    if model.cfg.normalization_type is not None:
+        h = model.ln_final(h)
+    return (h[:, 0] @ model.unembed.W_U + model.unembed.b_U).float().cpu()
 
 
 def runner_end_logits(runner: InterventionRunner, patches: Mapping[Node, torch.Tensor],
