@@ -29,115 +29,25 @@ from dataclasses import dataclass
 
 import torch
 
-from sae_bench.models.ioi_tiny.corpus import FILLER_TEMPLATES, _distinct_allowed
+from sae_bench.models.ioi_circuit.templates import (
+    CLOSINGS,
+    DISTRACTOR_TEMPLATES,
+    FILLERS,
+    HELD_OUT_CLOSINGS,
+    HELD_OUT_OPENINGS,
+    LEAD_INS,
+    OPENINGS,
+    ROLE_WORDS,
+    S_MIDDLES,
+    TASK_CLOSINGS,
+    TASK_OPENINGS,
+    THIRD_NAME_CLOSINGS,
+    THIRD_NAME_OPENINGS,
+)
+from sae_bench.models.ioi_tiny.corpus import _distinct_allowed
 from sae_bench.models.ioi_tiny.tokenizer import pieces
 from sae_bench.tasks.ioi.prompts import PREFIX, TEMPLATES
 from sae_bench.tasks.ioi.vocab import NAMES, OBJECTS, PLACES
-
-# The task's templates split at the sentence break into opening and closing (the first ends in
-# "argument." / "{place}.", the closing starts with "Afterwards," or "{C}").
-_TASK_PARTS = tuple(t.split(". ", 1) for t in TEMPLATES)
-TASK_OPENINGS = tuple(o + "." for o, _ in _TASK_PARTS)
-TASK_CLOSINGS = tuple(c for _, c in _TASK_PARTS)
-
-OPENINGS = TASK_OPENINGS + (
-    "{A} and {B} went to the {place}.",
-    "{A} and {B} arrived at the {place}.",
-    "{A} and {B} were at the {place}.",
-    "{A} and {B} found a {object} at the {place}.",
-    "{A} and {B} had a long talk.",
-    "{A} and {B} cooked dinner at the {place}.",
-    "{A} and {B} left the {place} early.",
-    "{A} and {B} were playing at the {place}.",
-    "{A} and {B} had a big fight at the {place}.",
-    "{A} and {B} met at the {place}.",
-    "{A} and {B} walked to the {place}.",
-    "{A} and {B} were reading at the {place}.",
-    "When {A} and {B} went to the {place},",
-    "While {A} and {B} were at the {place},",
-)
-# {IO} marks where the answer goes; text after it completes the sentence.
-CLOSINGS = TASK_CLOSINGS + (
-    "{C} handed the {object} to {IO}.",
-    "{C} passed the {object} to {IO}.",
-    "{C} showed a {object} to {IO}.",
-    "{C} gave it to {IO}.",
-    "Afterwards, {C} wrote a letter to {IO}.",
-    "{C} brought a {object} to {IO}.",
-    "{C} sent a {object} to {IO}.",
-    "{C} threw the {object} to {IO}.",
-    "Later, {C} said sorry to {IO}.",
-    "{C} decided to sell a {object} to {IO}.",
-    "Then {C} gave a {object} to {IO}.",
-    "{C} lent a {object} to {IO}.",
-    "{C} offered a {object} to {IO}.",
-    "{C} gave {IO} a {object}.",
-    "{C} handed {IO} the {object}.",
-)
-# The task closings end at END (" to"); the answer and a full stop follow.
-CLOSINGS = tuple(c if "{IO}" in c else c + " {IO}." for c in CLOSINGS)
-
-# Episodes with a third name {D} (never IO or S) inside them. Without these, "the names of the
-# episode minus S" is read off by layer-0 heads that attend every recent name (what the first
-# trained model did, with no name movers): a name inside the episode that is not in the pair makes
-# that bag ambiguous, and one after S2 makes "the most recent name is S" wrong, so the model has
-# to find the pair and the duplicated name by structure, in later layers.
-THIRD_NAME_OPENINGS = (
-    "{A} and {B} met {D} at the {place}.",
-    "{A} and {B} went to the {place} with {D}.",
-    "{D} saw {A} and {B} at the {place}.",
-)
-THIRD_NAME_CLOSINGS = (
-    "{C}, a friend of {D}, gave a {object} to {IO}.",
-    "{C} took the {object} from {D} and gave it to {IO}.",
-    "After {D} left, {C} gave a {object} to {IO}.",
-    "{C} told {D} to give a {object} to {IO}.",
-)
-
-# Sentences about S alone, put between an episode's opening and closing (`Mix.s_repeats`), so S
-# occurs 2-4 times in the episode and IO once. "Attend to every recent name and subtract the
-# subject" then fails: a head averaging over the names gives S a weight that grows with its count,
-# which no fixed subtraction cancels; what works for every count is to attend only to the name
-# that is not repeated (GPT-2's name movers, told by S-inhibition which name is the duplicate).
-S_MIDDLES = (
-    "{C} was very happy.",
-    "{C} saw a {object}.",
-    "{C} liked the {place}.",
-    "Then {C} found a {object}.",
-    "{C} sat down.",
-)
-
-# Never part of an episode; their words occur in distractor sentences, so the tokens are trained.
-HELD_OUT_OPENINGS = (
-    "{A} and {B} were eating at the {place}.",
-    "{A} and {B} had a nice time at the {place}.",
-)
-HELD_OUT_CLOSINGS = (
-    "{C} sold the {object} to {IO}.",
-    "Soon, {C} gave the {object} back to {IO}.",
-    "{C} wanted to give a {object} to {IO}.",
-)
-
-LEAD_INS = ("", PREFIX.strip(), "Later,", "Yesterday,", "Today,", "After that,", "Then")
-
-DISTRACTOR_TEMPLATES = FILLER_TEMPLATES + (
-    "{A} saw {B} at the {place}.",
-    "While {A} was eating at the {place}, {B} read a book.",
-    "{A} sold the {object} at the {place}.",
-    "{A} had a nice time at the {place}.",
-    "Soon, {A} went back to the {place}.",
-    "{A} wanted a {object}.",
-    "{A}, {B} and {C} went to the {place}.",
-    "{A} and {B} were friends.",
-)
-
-# "the former" is the pair's first name, "the latter" its second: when the closing uses them,
-# only the position of S in the pair identifies the subject, so the model has to represent it.
-ROLE_WORDS = ("the former", "the latter")
-
-# Inserted at random points: single tokens that carry no name and no role.
-FILLERS = (" really", " very", " quite", " also", " just", " still", " so", " then", " again",
-           " soon", " today", " well", " now", " there")
 
 _SLOT = re.compile(r"\{(\w+)\}")
 
