@@ -97,6 +97,18 @@ def test_s_repeats_put_s_two_to_four_times_and_io_once_in_an_episode():
     assert " sat" in corpus.vocabulary(role_words=False, s_middles=True)
 
 
+def test_self_closings_answer_s_and_are_off_by_default():
+    ep = corpus.episode("", corpus.OPENINGS[3], corpus.SELF_CLOSINGS[0], "Mary", "John", True,
+                        {"place": "store", "object": "drink"}, answer="John")
+    assert ep.pieces[ep.answer] == ep.pieces[ep.s2] == " John" and ep.pieces[ep.io] == " Mary"
+    assert ep.pieces[ep.end] == " for"
+    docs = corpus.sample_documents(300, torch.Generator().manual_seed(1),
+                                   mix=corpus.Mix(self_closings=0.5))
+    assert any(" for " in d.text for d in docs)
+    assert not any(" kept the " in d.text for d in corpus.sample_documents(
+        300, torch.Generator().manual_seed(1)))
+
+
 def test_answer_weights_land_on_every_episode_answer(tokenizer):
     docs = corpus.sample_documents(30, torch.Generator().manual_seed(0))
     tokens, weights = make_batch(tokenizer, docs, answer_weight=5.0)

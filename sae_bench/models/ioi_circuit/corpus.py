@@ -39,6 +39,7 @@ from sae_bench.models.ioi_circuit.templates import (
     OPENINGS,
     ROLE_WORDS,
     S_MIDDLES,
+    SELF_CLOSINGS,
     TASK_CLOSINGS,
     TASK_OPENINGS,
     THIRD_NAME_CLOSINGS,
@@ -99,21 +100,22 @@ class Episode:
 
 def episode(lead_in: str, opening: str, closing: str, io: str, s: str, abb: bool,
             fill: dict[str, str], subject: str | None = None,
-            middles: tuple[str, ...] = ()) -> Episode:
+            middles: tuple[str, ...] = (), answer: str | None = None) -> Episode:
     """Assemble lead-in + opening + middles + closing; {A}, {B} = (IO, S) if `abb` else (S, IO).
     The closing's subject {C} is S, or the words `subject` (e.g. "the former") when given; `s2`
-    then indexes their first piece. `middles` (S_MIDDLES) mention S ({C}) again in between."""
+    then indexes their first piece. `middles` (S_MIDDLES) mention S ({C}) again in between.
+    `answer`: the name in the closing's {IO} slot (default IO; S for SELF_CLOSINGS)."""
     a, b = (io, s) if abb else (s, io)
     head = pieces(lead_in)
     op, op_at = template_pieces(opening, {**fill, "A": a, "B": b})
     for middle in middles:
         op = op + template_pieces(middle, {**fill, "C": s})[0]
-    cl, cl_at = template_pieces(closing, {**fill, "C": subject or s, "IO": io})
+    cl, cl_at = template_pieces(closing, {**fill, "C": subject or s, "IO": answer or io})
     first, second = len(head) + op_at["A"], len(head) + op_at["B"]
     base = len(head) + len(op)
-    answer = base + cl_at["IO"]
+    answer_at = base + cl_at["IO"]
     return Episode(head + op + cl, first if abb else second, second if abb else first,
-                   base + cl_at["C"], answer - 1, answer)
+                   base + cl_at["C"], answer_at - 1, answer_at)
 
 
 def insert_fillers(ep: Episode, slots: list[int], words: list[str]) -> Episode:
@@ -157,6 +159,7 @@ class Mix:
     third_name: float = 0.5  # chance that an episode's opening / closing has a third name
     role_words: float = 0.0  # chance that the closing names S by its slot ("the former")
     s_repeats: float = 0.0  # chance of each of two S_MIDDLES sentences inside an episode
+    self_closings: float = 0.0  # chance that the closing is a SELF_CLOSINGS one (answer S)
 
 
 # The curriculum's first phase: one clean episode per document, names at nearly fixed offsets.
@@ -197,8 +200,11 @@ def _document(draw: _Draw, cast: list[str], n_ctx: int, mix: Mix) -> Document:
             middles: tuple[str, ...] = ()
             if mix.s_repeats > 0:  # no draw when off, so older recipes sample the same text
                 middles = tuple(draw.pick(S_MIDDLES) for _ in range(2) if draw.coin(mix.s_repeats))
+            answer = None
+            if mix.self_closings > 0 and draw.coin(mix.self_closings):  # no draw when off
+                closing, answer = draw.pick(SELF_CLOSINGS), f["B"]  # S is f["B"]
             ep = episode(draw.pick(LEAD_INS), opening, closing, f["A"], f["B"], abb, f,
-                         subject=subject, middles=middles)
+                         subject=subject, middles=middles, answer=answer)
             k = draw.int(mix.max_fillers + 1)
             slots = [draw.int(ep.end + 1) for _ in range(k)]
             ep = insert_fillers(ep, slots, [draw.pick(FILLERS) for _ in range(k)])
@@ -231,16 +237,18 @@ def sample_documents(n: int, gen: torch.Generator, *, n_ctx: int = 64,
     return [_document(draw, [NAMES[int(j)] for j in casts[i]], n_ctx, mix) for i in range(n)]
 
 
-def vocabulary(role_words: bool = True, s_middles: bool = False) -> list[str]:
+def vocabulary(role_words: bool = True, s_middles: bool = False,
+               self_closings: bool = False) -> list[str]:
     """Every token the corpus (and the stress prompts) can produce, in a fixed order: names,
     objects, places (leading space), fillers, then template words in first-seen order, each word
     also with a leading space (a sentence-initial word follows the previous sentence).
     `role_words`: include "the former" / "the latter" (only a mix that uses them needs them);
-    `s_middles`: the words of S_MIDDLES (likewise)."""
+    `s_middles`, `self_closings`: the words of S_MIDDLES, SELF_CLOSINGS (likewise)."""
     words = [" " + w for w in (*NAMES, *OBJECTS, *PLACES)] + list(FILLERS)
     templates = (*OPENINGS, *CLOSINGS, *THIRD_NAME_OPENINGS, *THIRD_NAME_CLOSINGS,
                  *HELD_OUT_OPENINGS, *HELD_OUT_CLOSINGS, *LEAD_INS, *DISTRACTOR_TEMPLATES,
-                 *(ROLE_WORDS if role_words else ()), *(S_MIDDLES if s_middles else ()))
+                 *(ROLE_WORDS if role_words else ()), *(S_MIDDLES if s_middles else ()),
+                 *(SELF_CLOSINGS if self_closings else ()))
     for template in templates:
         for piece in pieces(_SLOT.sub("\n", template)):  # a break, so words never merge
             words.append(piece)

@@ -41,6 +41,7 @@ class TrainConfig(tiny_train.TrainConfig):
     third_name: float = 0.5
     role_words: float = 0.0
     s_repeats: float = 0.0
+    self_closings: float = 0.0
     max_fillers: int = 8
     # Steps of the curriculum's first phase (`corpus.SIMPLE` documents), then the mix above.
     simple_steps: int = 800
@@ -52,7 +53,7 @@ def corpus_spec(cfg: TrainConfig) -> tiny_train.CorpusSpec:
     `cfg.simple_steps` steps, then the config's mix at its context length."""
     mix = corpus.Mix(cast=cfg.cast, task_exact=cfg.task_exact, distractor=cfg.distractor,
                      third_name=cfg.third_name, role_words=cfg.role_words,
-                     s_repeats=cfg.s_repeats,
+                     s_repeats=cfg.s_repeats, self_closings=cfg.self_closings,
                      max_fillers=cfg.max_fillers)
 
     def sample(n: int, gen: torch.Generator, step: int | None) -> list[corpus.Document]:
@@ -60,7 +61,8 @@ def corpus_spec(cfg: TrainConfig) -> tiny_train.CorpusSpec:
         return corpus.sample_documents(n, gen, n_ctx=cfg.n_ctx, mix=phase)
 
     def vocabulary() -> list[str]:
-        return corpus.vocabulary(role_words=cfg.role_words > 0, s_middles=cfg.s_repeats > 0)
+        return corpus.vocabulary(role_words=cfg.role_words > 0, s_middles=cfg.s_repeats > 0,
+                                 self_closings=cfg.self_closings > 0)
 
     return tiny_train.CorpusSpec(MODEL_NAME, vocabulary, sample)
 
