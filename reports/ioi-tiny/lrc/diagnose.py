@@ -10,15 +10,15 @@ import torch
 from sae_bench.axes.approximation import sufficiency
 from sae_bench.engine.cache import DictionaryCache
 from sae_bench.engine.context import EvalContext
-from sae_bench.truth.dictionaries import SupervisedDictionary
+from sae_bench.engine.suffix_forward import readout
 from sae_bench.lrc.concepts import class_means
 from sae_bench.lrc.dictionary import N_JACOBIAN, lrc_fits
 from sae_bench.lrc.jacobian import downstream_node, node_jacobian
-from sae_bench.models.registry import load_model
 from sae_bench.models.nodes import Node
+from sae_bench.models.registry import load_model
 from sae_bench.progress import Progress
-from sae_bench.engine.suffix_forward import readout
 from sae_bench.tasks import get_task
+from sae_bench.truth.dictionaries import SupervisedDictionary
 
 
 def main() -> None:

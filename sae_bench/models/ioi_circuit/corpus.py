@@ -200,11 +200,11 @@ def _document(draw: _Draw, cast: list[str], n_ctx: int, mix: Mix) -> Document:
             middles: tuple[str, ...] = ()
             if mix.s_repeats > 0:  # no draw when off, so older recipes sample the same text
                 middles = tuple(draw.pick(S_MIDDLES) for _ in range(2) if draw.coin(mix.s_repeats))
-            answer = None
+            answer_name = None
             if mix.self_closings > 0 and draw.coin(mix.self_closings):  # no draw when off
-                closing, answer = draw.pick(SELF_CLOSINGS), f["B"]  # S is f["B"]
+                closing, answer_name = draw.pick(SELF_CLOSINGS), f["B"]  # S is f["B"]
             ep = episode(draw.pick(LEAD_INS), opening, closing, f["A"], f["B"], abb, f,
-                         subject=subject, middles=middles, answer=answer)
+                         subject=subject, middles=middles, answer=answer_name)
             k = draw.int(mix.max_fillers + 1)
             slots = [draw.int(ep.end + 1) for _ in range(k)]
             ep = insert_fillers(ep, slots, [draw.pick(FILLERS) for _ in range(k)])
