@@ -78,3 +78,17 @@ def test_patching_finds_io_s_and_pos_where_they_were_planted(model, data):
 def test_registered_like_the_other_models():
     assert load_model("ioi-planted").cfg.d_model == planted.D_MODEL
     assert [cs.name for cs in cross_sections_for("ioi-planted")][0] == "bnm_out"
+
+
+def test_io_route_finds_the_name_movers_reading_io_at_its_own_position():
+    """The diagnostic behind the ioi-circuit model card's "IO route": on the hand-set circuit
+    the IO name reaches END from IO's position (read by the layer-2 name movers)."""
+    from sae_bench.models.ioi_circuit.io_route import io_route
+    from sae_bench.models.registry import load_model
+    from sae_bench.tasks import get_task
+
+    model = load_model("ioi-planted")
+    data = get_task("ioi").build(model, n=60, seed=3, split="eval")
+    route = io_route(model, data)
+    assert route[("IO", 0)][:2] == [1.0, 1.0] and route[("END", 0)][-1] == 1.0
+    assert all(v == 0.0 for key in (("S1", 0), ("S2", 0), ("IO", 1)) for v in route[key])

@@ -1,0 +1,83 @@
+"""Where does the IO name travel to END? Patch the residual stream at one position after one
+layer from the IO-counterfactual prompt (same template and S, another IO name) into the clean
+prompt, and count the prompts whose top-1 at END becomes the counterfactual's IO.
+
+A position that carries the IO name on its way to END flips the answer; one that does not, or
+that shares the load with other positions, does not. GPT-2's route (and ioi-planted's): IO's own
+position until the name movers read it, then END.
+
+    python -m sae_bench.models.ioi_circuit.io_route [--model NAME | --assets DIR] [--n 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+# (role, offset) positions patched one at a time, besides END.
+POSITIONS = (("IO", 0), ("IO", 1), ("S1", 0), ("S1", 1), ("S2", 0), ("S2", 1), ("S2", 2),
+             ("END", 0))
+
+
+@torch.no_grad()
+def io_route(model, data) -> dict[tuple[str, int], list[float]]:
+    """{(role, offset): [share of prompts answering the counterfactual IO, per layer]} for
+    residual-stream patches after each layer at that position, over the prompts where that
+    position is not END (in one of the task's templates S2+2 is END). `data`: the task's eval
+    `TaskData` with an IO counterfactual (prompts of one length per template)."""
+    cf = data.counterfactuals["IO"]
+    rows = torch.arange(len(data.tokens))
+    hooks = [f"blocks.{layer}.hook_resid_post" for layer in range(model.cfg.n_layers)]
+    _, cf_cache = model.run_with_cache(cf.tokens, names_filter=lambda n: n in hooks)
+    # The counterfactual's answer is its IO name: the clean answer's token with IO edited.
+    cf_answer = model.run_with_hooks(cf.tokens)[rows, cf.positions["END"]].argmax(-1)
+    end = data.positions["END"]
+    out: dict[tuple[str, int], list[float]] = {}
+    for role, offset in POSITIONS:
+        pos, cf_pos = data.positions[role] + offset, cf.positions[role] + offset
+        counted = (pos != end) if role != "END" else torch.ones_like(pos, dtype=torch.bool)
+        shares = []
+        for hook in hooks:
+            def patch(act, hook, hook_name=hook, pos=pos, cf_pos=cf_pos):
+                act = act.clone()
+                act[rows, pos] = cf_cache[hook_name][rows, cf_pos]
+                return act
+
+            top = model.run_with_hooks(data.tokens, fwd_hooks=[(hook, patch)])[rows, end]
+            hit = (top.argmax(-1) == cf_answer)[counted]
+            shares.append(float(hit.float().mean()) if len(hit) else float("nan"))
+        out[(role, offset)] = shares
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sae_bench.models.registry import load_model
+    from sae_bench.tasks import get_task
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="ioi-circuit")
+    parser.add_argument("--assets", help="an ioi-circuit-format model folder instead")
+    parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=3)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    if args.assets:
+        from pathlib import Path
+
+        from sae_bench.models.ioi_circuit.model import load_from
+
+        model = load_from(Path(args.assets))
+    else:
+        model = load_model(args.model)
+    data = get_task("ioi").build(model, n=args.n, seed=args.seed, split="eval")
+    print("share of prompts answering the IO counterfactual's name, patching the residual "
+          "stream at one position after layer L")
+    for (role, offset), shares in io_route(model, data).items():
+        label = role if offset == 0 else f"{role}{offset:+d}"
+        print(f"{label:>6}: " + " ".join(f"L{i} {v:.2f}" for i, v in enumerate(shares)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
