@@ -163,30 +163,39 @@ def cross_section_effects(model, data, cross_sections) -> dict[str, dict[str, tu
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sae_bench.models.ioi_circuit.circuit",
-                                     description=__doc__.split("\n\n")[0])
+def model_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The diagnostics' shared options: `--model NAME` or `--assets DIR` (a model folder written
+    by ioi-circuit's recipe), `--n`, `--seed`."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--model", default="ioi-circuit")
     parser.add_argument("--assets", default=None,
                         help="load an ioi-circuit-format model from this folder instead")
     parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--n-fit", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def load_diagnosed_model(args: argparse.Namespace):
+    """The model `model_parser`'s options name, on one torch thread."""
+    from pathlib import Path
+
+    from sae_bench.models.ioi_circuit.model import load_from
+    from sae_bench.models.registry import load_model
+
+    torch.set_num_threads(1)
+    return load_from(Path(args.assets)) if args.assets else load_model(args.model)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = model_parser("python -m sae_bench.models.ioi_circuit.circuit",
+                          __doc__.split("\n\n")[0])
+    parser.add_argument("--n-fit", type=int, default=5000)
     args = parser.parse_args(argv)
 
     from sae_bench.models.nodes import Node
-    from sae_bench.models.registry import load_model
     from sae_bench.tasks import get_task
 
-    torch.set_num_threads(1)
-    if args.assets:
-        from pathlib import Path
-
-        from sae_bench.models.ioi_circuit.model import load_from
-
-        model = load_from(Path(args.assets))
-    else:
-        model = load_model(args.model)
+    model = load_diagnosed_model(args)
     task = get_task("ioi")
     data = task.build(model, n=args.n, seed=args.seed, split="eval")
     stats = head_stats(model, data)

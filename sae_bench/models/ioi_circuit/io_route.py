@@ -11,8 +11,6 @@ position until the name movers read it, then END.
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 
 # (role, offset) positions patched one at a time, besides END.
@@ -52,24 +50,14 @@ def io_route(model, data) -> dict[tuple[str, int], list[float]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sae_bench.models.registry import load_model
+    from sae_bench.models.ioi_circuit.circuit import load_diagnosed_model, model_parser
     from sae_bench.tasks import get_task
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="ioi-circuit")
-    parser.add_argument("--assets", help="an ioi-circuit-format model folder instead")
-    parser.add_argument("--n", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=3)
+    parser = model_parser("python -m sae_bench.models.ioi_circuit.io_route",
+                          __doc__.split("\n\n")[0])
+    parser.set_defaults(n=300, seed=3)
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    if args.assets:
-        from pathlib import Path
-
-        from sae_bench.models.ioi_circuit.model import load_from
-
-        model = load_from(Path(args.assets))
-    else:
-        model = load_model(args.model)
+    model = load_diagnosed_model(args)
     data = get_task("ioi").build(model, n=args.n, seed=args.seed, split="eval")
     print("share of prompts answering the IO counterfactual's name, patching the residual "
           "stream at one position after layer L")
