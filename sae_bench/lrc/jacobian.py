@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 
 import torch
 
+from sae_bench.engine.patching import write_at_node
 from sae_bench.engine.suffix_forward import (
     LayerWeights,
     SitePatch,
@@ -64,18 +65,6 @@ def mean_jacobian(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
     return torch.cat(rows).detach()
 
 
-def _put(act: torch.Tensor, pos: torch.Tensor, node: Node, value: torch.Tensor) -> torch.Tensor:
-    """`act` with the node's entries replaced by `value` [b, width], out of place so that
-    gradients flow to `value`."""
-    rows = torch.arange(act.shape[0], device=act.device)
-    act = act.clone()
-    if node.head is not None:
-        act[rows, pos, node.head] = value.to(act.dtype)
-    else:
-        act[rows, pos] = value.to(act.dtype).reshape(act[rows, pos].shape)
-    return act
-
-
 def node_to_object(model, tokens: torch.Tensor, positions: Mapping[str, torch.Tensor],
                    node: Node) -> Callable[[torch.Tensor], torch.Tensor]:
     """fn: node value [b, width] → downstream object [b, d_model] on prompts `tokens` [b, seq],
@@ -106,7 +95,7 @@ def node_to_object(model, tokens: torch.Tensor, positions: Mapping[str, torch.Te
 
         def hook(act, hook):
             fired.append(True)
-            return _put(act, pos, node, value)
+            return write_at_node(act, pos, node, value)
 
         with model.hooks(fwd_hooks=[(node.hook, hook)]):
             if prefix is not None:
