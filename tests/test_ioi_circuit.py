@@ -97,6 +97,26 @@ def test_s_repeats_put_s_two_to_four_times_and_io_once_in_an_episode():
     assert " sat" in corpus.vocabulary(role_words=False, s_middles=True)
 
 
+def test_crowd_sentences_repeat_two_other_names_around_the_pair():
+    """`Mix.crowd`: two CROWD_SENTENCES before or inside the episode name D and E twice each;
+    IO stays the only name said once, and the roles still index the right pieces."""
+    fill = {"place": "store", "object": "drink", "D": "Bob", "E": "Anna"}
+    for before, middles in ((corpus.CROWD_SENTENCES[:2], ()), ((corpus.CROWD_SENTENCES[2],),
+                            (corpus.CROWD_SENTENCES[3],)), ((), corpus.CROWD_SENTENCES[3:])):
+        ep = corpus.episode("Then", corpus.OPENINGS[3], corpus.CLOSINGS[4], "Mary", "John", True,
+                            fill, middles=middles, before=before)
+        assert ep.pieces[ep.io] == ep.pieces[ep.answer] == " Mary"
+        assert ep.pieces[ep.s1] == ep.pieces[ep.s2] == " John" and ep.s1 < ep.s2 < ep.end
+        assert ep.pieces[: ep.answer].count(" Mary") == 1
+        assert ep.pieces.count(" Bob") == ep.pieces.count(" Anna") == 2
+    on = corpus.sample_documents(200, torch.Generator().manual_seed(1), mix=corpus.Mix(crowd=0.7))
+    assert any(" waved at " in d.text or " sat together" in d.text for d in on)
+    off = corpus.sample_documents(200, torch.Generator().manual_seed(1))
+    assert not any(" waved at " in d.text or " sat together" in d.text for d in off)
+    assert " waved" in corpus.vocabulary(crowd=True)
+    assert " waved" not in corpus.vocabulary()
+
+
 def test_self_closings_answer_s_and_are_off_by_default():
     ep = corpus.episode("", corpus.OPENINGS[3], corpus.SELF_CLOSINGS[0], "Mary", "John", True,
                         {"place": "store", "object": "drink"}, answer="John")
@@ -141,15 +161,18 @@ def test_training_is_deterministic_per_seed():
     assert corpus_spec(TINY).model_name == "ioi-circuit"
 
 
-def test_recipe_cli_writes_loadable_assets(tmp_path, capsys):
-    assert main(["--out", str(tmp_path), "--no-progress", *recipe_flags(TINY)]) == 0
+@pytest.mark.parametrize("attn_only", [False, True])
+def test_recipe_cli_writes_loadable_assets(tmp_path, capsys, attn_only):
+    cfg = dataclasses.replace(TINY, attn_only=attn_only)
+    assert main(["--out", str(tmp_path), "--no-progress", *recipe_flags(cfg)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(ASSET_FILES)
     recipe = json.loads((tmp_path / "recipe.json").read_text())
-    assert recipe["train_config"] == dataclasses.asdict(TINY)
+    assert recipe["train_config"] == dataclasses.asdict(cfg)
     assert {"task_all", "unseen_templates", "fillers", "in_context"} <= set(
         recipe["eval"]["metrics"])
     m = load_from(tmp_path)
     assert m.cfg.n_ctx == 64 and m.cfg.normalization_type == "LNPre"
+    assert m.cfg.attn_only is attn_only and hasattr(m.blocks[0], "mlp") is not attn_only
     assert m.tokenizer.name_or_path == "ioi-circuit"
     assert "unseen_templates" in capsys.readouterr().out
 

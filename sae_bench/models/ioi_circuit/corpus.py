@@ -31,6 +31,7 @@ import torch
 
 from sae_bench.models.ioi_circuit.templates import (
     CLOSINGS,
+    CROWD_SENTENCES,
     DISTRACTOR_TEMPLATES,
     FILLERS,
     HELD_OUT_CLOSINGS,
@@ -100,13 +101,18 @@ class Episode:
 
 def episode(lead_in: str, opening: str, closing: str, io: str, s: str, abb: bool,
             fill: dict[str, str], subject: str | None = None,
-            middles: tuple[str, ...] = (), answer: str | None = None) -> Episode:
-    """Assemble lead-in + opening + middles + closing; {A}, {B} = (IO, S) if `abb` else (S, IO).
-    The closing's subject {C} is S, or the words `subject` (e.g. "the former") when given; `s2`
-    then indexes their first piece. `middles` (S_MIDDLES) mention S ({C}) again in between.
-    `answer`: the name in the closing's {IO} slot (default IO; S for SELF_CLOSINGS)."""
+            middles: tuple[str, ...] = (), answer: str | None = None,
+            before: tuple[str, ...] = ()) -> Episode:
+    """Assemble lead-in + before + opening + middles + closing; {A}, {B} = (IO, S) if `abb`
+    else (S, IO). The closing's subject {C} is S, or the words `subject` (e.g. "the former")
+    when given; `s2` then indexes their first piece. `middles` (S_MIDDLES, CROWD_SENTENCES)
+    go between opening and closing, `before` (CROWD_SENTENCES) between lead-in and opening;
+    both are filled with `fill` and {C} = S. `answer`: the name in the closing's {IO} slot
+    (default IO; S for SELF_CLOSINGS)."""
     a, b = (io, s) if abb else (s, io)
     head = pieces(lead_in)
+    for sentence in before:
+        head = head + template_pieces(sentence, {**fill, "C": s})[0]
     op, op_at = template_pieces(opening, {**fill, "A": a, "B": b})
     for middle in middles:
         op = op + template_pieces(middle, {**fill, "C": s})[0]
@@ -160,6 +166,7 @@ class Mix:
     role_words: float = 0.0  # chance that the closing names S by its slot ("the former")
     s_repeats: float = 0.0  # chance of each of two S_MIDDLES sentences inside an episode
     self_closings: float = 0.0  # chance that the closing is a SELF_CLOSINGS one (answer S)
+    crowd: float = 0.0  # chance that an episode has two CROWD_SENTENCES (D and E twice each)
 
 
 # The curriculum's first phase: one clean episode per document, names at nearly fixed offsets.
@@ -169,8 +176,9 @@ SIMPLE = Mix(cast=4, task_exact=0.3, distractor=0.0, max_fillers=0, single=True,
 
 
 def _fill(draw: _Draw, cast: list[str]) -> dict[str, str]:
-    names = [cast[i] for i in torch.randperm(len(cast), generator=draw.gen)[:4].tolist()]
-    return {"A": names[0], "B": names[1], "C": names[2], "D": names[3],
+    # Slicing five instead of four draws nothing more, so older recipes sample the same text.
+    names = [cast[i] for i in torch.randperm(len(cast), generator=draw.gen)[:5].tolist()]
+    return {"A": names[0], "B": names[1], "C": names[2], "D": names[3], "E": names[4],
             "place": draw.pick(PLACES), "object": draw.pick(OBJECTS),
             "object2": draw.pick(OBJECTS)}
 
@@ -200,11 +208,20 @@ def _document(draw: _Draw, cast: list[str], n_ctx: int, mix: Mix) -> Document:
             middles: tuple[str, ...] = ()
             if mix.s_repeats > 0:  # no draw when off, so older recipes sample the same text
                 middles = tuple(draw.pick(S_MIDDLES) for _ in range(2) if draw.coin(mix.s_repeats))
+            before: tuple[str, ...] = ()
+            if mix.crowd > 0 and draw.coin(mix.crowd):  # no draw when off
+                # Each of the two sentences goes before the opening or among the middles.
+                for _ in range(2):
+                    sentence = draw.pick(CROWD_SENTENCES)
+                    if draw.coin(0.5):
+                        before += (sentence,)
+                    else:
+                        middles += (sentence,)
             answer_name = None
             if mix.self_closings > 0 and draw.coin(mix.self_closings):  # no draw when off
                 closing, answer_name = draw.pick(SELF_CLOSINGS), f["B"]  # S is f["B"]
             ep = episode(draw.pick(LEAD_INS), opening, closing, f["A"], f["B"], abb, f,
-                         subject=subject, middles=middles, answer=answer_name)
+                         subject=subject, middles=middles, answer=answer_name, before=before)
             k = draw.int(mix.max_fillers + 1)
             slots = [draw.int(ep.end + 1) for _ in range(k)]
             ep = insert_fillers(ep, slots, [draw.pick(FILLERS) for _ in range(k)])
@@ -238,17 +255,19 @@ def sample_documents(n: int, gen: torch.Generator, *, n_ctx: int = 64,
 
 
 def vocabulary(role_words: bool = True, s_middles: bool = False,
-               self_closings: bool = False) -> list[str]:
+               self_closings: bool = False, crowd: bool = False) -> list[str]:
     """Every token the corpus (and the stress prompts) can produce, in a fixed order: names,
     objects, places (leading space), fillers, then template words in first-seen order, each word
     also with a leading space (a sentence-initial word follows the previous sentence).
     `role_words`: include "the former" / "the latter" (only a mix that uses them needs them);
-    `s_middles`, `self_closings`: the words of S_MIDDLES, SELF_CLOSINGS (likewise)."""
+    `s_middles`, `self_closings`, `crowd`: the words of S_MIDDLES, SELF_CLOSINGS,
+    CROWD_SENTENCES (likewise)."""
     words = [" " + w for w in (*NAMES, *OBJECTS, *PLACES)] + list(FILLERS)
     templates = (*OPENINGS, *CLOSINGS, *THIRD_NAME_OPENINGS, *THIRD_NAME_CLOSINGS,
                  *HELD_OUT_OPENINGS, *HELD_OUT_CLOSINGS, *LEAD_INS, *DISTRACTOR_TEMPLATES,
                  *(ROLE_WORDS if role_words else ()), *(S_MIDDLES if s_middles else ()),
-                 *(SELF_CLOSINGS if self_closings else ()))
+                 *(SELF_CLOSINGS if self_closings else ()),
+                 *(CROWD_SENTENCES if crowd else ()))
     for template in templates:
         for piece in pieces(_SLOT.sub("\n", template)):  # a break, so words never merge
             words.append(piece)

@@ -1,5 +1,5 @@
 """The sentence templates of ioi-circuit's training text (`corpus` assembles them): the episodes'
-openings and closings, those with a third name, S-repeat sentences, the held-out ones, lead-ins,
+openings and closings, those with a third name, S-repeat and crowd sentences, the held-out ones, lead-ins,
 distractor sentences, role words and filler words."""
 
 from __future__ import annotations
@@ -78,6 +78,20 @@ S_MIDDLES = (
     "{C} liked the {place}.",
     "Then {C} found a {object}.",
     "{C} sat down.",
+)
+
+# Sentences about two other names of the cast, {D} and {E}, each naming both once
+# (`Mix.crowd`): two of them put before or inside an episode make D and E occur twice each, like
+# S, and IO once. Gathering every recent name then gives IO a small share of the attention (one
+# name of five to eight), while attending only the name that is not repeated still gives it all
+# of it; and which names to leave out is fixed by repetition, not by position (a crowd sentence
+# before the opening is as far from END as the pair).
+CROWD_SENTENCES = (
+    "{D} and {E} were friends.",
+    "{D} saw {E} there.",
+    "{E} talked to {D}.",
+    "{D} and {E} sat together.",
+    "{E} waved at {D}.",
 )
 
 # Closings whose answer is S itself ({IO} is filled with S), chosen by the verb after S2

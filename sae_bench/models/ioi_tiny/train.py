@@ -46,6 +46,8 @@ class TrainConfig:
     d_model: int = 128
     n_heads: int = 4
     d_mlp: int = 512
+    # No MLPs: a name can then reach the last position only through a head that attends it.
+    attn_only: bool = False
     n_ctx: int = 32
     steps: int = 1500
     batch_size: int = 64
@@ -146,7 +148,7 @@ def _train_raw(cfg: TrainConfig, progress: bool, source: CorpusSpec, on_step):
     tokenizer = build_tokenizer(source.vocabulary(), name=source.model_name)
     config = make_config(len(tokenizer), n_layers=cfg.n_layers, d_model=cfg.d_model,
                          n_heads=cfg.n_heads, d_mlp=cfg.d_mlp, n_ctx=cfg.n_ctx,
-                         model_name=source.model_name)
+                         model_name=source.model_name, attn_only=cfg.attn_only)
     gen = torch.Generator().manual_seed(cfg.seed)
     model = build(config, tokenizer=tokenizer)
     init_weights_(model, gen, cfg.init_std)
@@ -197,8 +199,12 @@ def train(cfg: TrainConfig, *, progress: bool = True, source: CorpusSpec = TINY_
         processed, processed_config = process(trained, config)
         docs = source.sample(256, torch.Generator().manual_seed(cfg.seed + 1), None)
         tokens = make_batch(tokenizer, docs, 1.0)[0]
+        # Asserted in float64, where only the processing's own rounding remains; the float32
+        # figure adds both forward passes' arithmetic noise on top, so it is recorded, not
+        # asserted (a bound on it would reject a model for the forward pass's rounding).
         err = {str(dtype).removeprefix("torch."):
-               check_processing(trained, processed, tokens, atol=PROCESSING_ATOL, dtype=dtype)
+               check_processing(trained, processed, tokens, dtype=dtype,
+                                atol=PROCESSING_ATOL if dtype == torch.float64 else None)
                for dtype in (torch.float64, torch.float32)}
     return processed, processed_config, err, wall
 
@@ -224,6 +230,14 @@ def write_assets(out: Path, model, config: dict[str, Any], recipe: dict[str, Any
     write_text_atomic(out / "recipe.json", json.dumps(recipe, indent=2) + "\n")
 
 
+def _flag_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 def parse_recipe_args(argv: list[str] | None, config_cls: type, prog: str, description: str):
     """(args, config) from the command line: `--out`, `--no-progress` and one flag per field of
     the dataclass `config_cls` (defaults from the class)."""
@@ -231,8 +245,10 @@ def parse_recipe_args(argv: list[str] | None, config_cls: type, prog: str, descr
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--out", type=Path, required=True, help="folder for the assets")
     for f in dataclasses.fields(config_cls):
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)),
-                            default=getattr(defaults, f.name))
+        default = getattr(defaults, f.name)
+        # argparse's type=bool would read "false" as True.
+        kind = _flag_bool if isinstance(default, bool) else type(default)
+        parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=default)
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     cfg = config_cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)})
