@@ -115,6 +115,8 @@ def test_crowd_sentences_repeat_two_other_names_around_the_pair():
     assert not any(" waved at " in d.text or " sat together" in d.text for d in off)
     assert " waved" in corpus.vocabulary(crowd=True)
     assert " waved" not in corpus.vocabulary()
+    with pytest.raises(ValueError, match="cast of 5"):
+        corpus.Mix(cast=4, crowd=0.5)
 
 
 def test_self_closings_answer_s_and_are_off_by_default():

@@ -168,6 +168,10 @@ class Mix:
     self_closings: float = 0.0  # chance that the closing is a SELF_CLOSINGS one (answer S)
     crowd: float = 0.0  # chance that an episode has two CROWD_SENTENCES (D and E twice each)
 
+    def __post_init__(self):
+        if self.crowd > 0 and self.cast < 5:
+            raise ValueError(f"crowd sentences need a cast of 5 or more names, not {self.cast}")
+
 
 # The curriculum's first phase: one clean episode per document, names at nearly fixed offsets.
 # A model learns to copy names there within ~1000 steps; on the full mix from scratch it had
@@ -178,7 +182,8 @@ SIMPLE = Mix(cast=4, task_exact=0.3, distractor=0.0, max_fillers=0, single=True,
 def _fill(draw: _Draw, cast: list[str]) -> dict[str, str]:
     # Slicing five instead of four draws nothing more, so older recipes sample the same text.
     names = [cast[i] for i in torch.randperm(len(cast), generator=draw.gen)[:5].tolist()]
-    return {"A": names[0], "B": names[1], "C": names[2], "D": names[3], "E": names[4],
+    return {"A": names[0], "B": names[1], "C": names[2], "D": names[3],
+            **({"E": names[4]} if len(names) > 4 else {}),  # a cast of 4 (SIMPLE) has no E
             "place": draw.pick(PLACES), "object": draw.pick(OBJECTS),
             "object2": draw.pick(OBJECTS)}
 
