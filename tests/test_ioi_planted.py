@@ -92,3 +92,8 @@ def test_io_route_finds_the_name_movers_reading_io_at_its_own_position():
     route = io_route(model, data)
     assert route[("IO", 0)][:2] == [1.0, 1.0] and route[("END", 0)][-1] == 1.0
     assert all(v == 0.0 for key in (("S1", 0), ("S2", 0), ("IO", 1)) for v in route[key])
+    # The name movers attend IO itself from END, not the token after it.
+    from sae_bench.models.ioi_circuit.io_route import end_attention
+    attention = end_attention(model, data)
+    for head in ((2, 0), (2, 1)):
+        assert attention[head][("IO", 0)] > 0.9 > 0.05 > attention[head][("IO", 1)]

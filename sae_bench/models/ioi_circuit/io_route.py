@@ -7,6 +7,8 @@ that shares the load with other positions, does not. GPT-2's route (and ioi-plan
 position until the name movers read it, then END.
 
     python -m sae_bench.models.ioi_circuit.io_route [--model NAME | --assets DIR] [--n 300]
+
+also prints each head's mean attention from END to those positions and the token before END.
 """
 
 from __future__ import annotations
@@ -49,6 +51,36 @@ def io_route(model, data) -> dict[tuple[str, int], list[float]]:
     return out
 
 
+# Where heads at END look: the patched positions, and the token before END.
+ATTENDED = (*POSITIONS[:-1], ("END", -1))
+
+
+@torch.no_grad()
+def end_attention(model, data) -> dict[tuple[int, int], dict[tuple[str, int], float]]:
+    """{(layer, head): {(role, offset): mean attention from END}} over `ATTENDED`, on the
+    prompts where that position is not END. It shows what a head reads when it attends
+    neither name itself: run c2 of the model card moves IO to END through layer-1 heads
+    attending the tokens after IO and S1, which hold those names after layer 0."""
+    rows = torch.arange(len(data.tokens))
+    _, cache = model.run_with_cache(data.tokens, names_filter=lambda n: n.endswith("hook_pattern"))
+    end = data.positions["END"]
+    out: dict[tuple[int, int], dict[tuple[str, int], float]] = {}
+    for layer in range(model.cfg.n_layers):
+        pattern = cache[f"blocks.{layer}.attn.hook_pattern"][rows, :, end]  # [b, head, k]
+        for head in range(model.cfg.n_heads):
+            out[(layer, head)] = {}
+            for role, offset in ATTENDED:
+                pos = data.positions[role] + offset
+                counted = pos != end
+                values = pattern[rows, head, pos.clamp(max=pattern.shape[-1] - 1)][counted]
+                out[(layer, head)][(role, offset)] = float(values.mean())
+    return out
+
+
+def _label(role: str, offset: int) -> str:
+    return role if offset == 0 else f"{role}{offset:+d}"
+
+
 def main(argv: list[str] | None = None) -> int:
     from sae_bench.models.ioi_circuit.circuit import load_diagnosed_model, model_parser
     from sae_bench.tasks import get_task
@@ -62,8 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     print("share of prompts answering the IO counterfactual's name, patching the residual "
           "stream at one position after layer L")
     for (role, offset), shares in io_route(model, data).items():
-        label = role if offset == 0 else f"{role}{offset:+d}"
-        print(f"{label:>6}: " + " ".join(f"L{i} {v:.2f}" for i, v in enumerate(shares)))
+        print(f"{_label(role, offset):>6}: "
+              + " ".join(f"L{i} {v:.2f}" for i, v in enumerate(shares)))
+    print("\nmean attention from END, per head")
+    print("head " + "".join(f"{_label(r, o):>7}" for r, o in ATTENDED))
+    for (layer, head), row in end_attention(model, data).items():
+        print(f"{layer}.{head:<3}" + "".join(f"{v:7.2f}" for v in row.values()))
     return 0
 
 
