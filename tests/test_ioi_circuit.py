@@ -119,6 +119,22 @@ def test_crowd_sentences_repeat_two_other_names_around_the_pair():
         corpus.Mix(cast=4, crowd=0.5)
 
 
+def test_varied_pairs_keep_the_roles_on_the_right_names_and_are_off_by_default():
+    for opening in corpus.VARIED_OPENINGS:
+        for abb in (True, False):
+            ep = corpus.episode("", opening, corpus.CLOSINGS[4], "Mary", "John", abb,
+                                {"place": "store", "object": "drink"})
+            assert ep.pieces[ep.io] == ep.pieces[ep.answer] == " Mary"
+            assert ep.pieces[ep.s1] == ep.pieces[ep.s2] == " John"
+            assert (ep.io < ep.s1) is abb
+    on = corpus.sample_documents(200, torch.Generator().manual_seed(1),
+                                 mix=corpus.Mix(varied_pairs=0.5))
+    off = corpus.sample_documents(200, torch.Generator().manual_seed(1))
+    assert any(" so was " in d.text for d in on) and not any(" so was " in d.text for d in off)
+    assert " lunch" in corpus.vocabulary(varied_pairs=True)
+    assert " lunch" not in corpus.vocabulary()
+
+
 def test_self_closings_answer_s_and_are_off_by_default():
     ep = corpus.episode("", corpus.OPENINGS[3], corpus.SELF_CLOSINGS[0], "Mary", "John", True,
                         {"place": "store", "object": "drink"}, answer="John")

@@ -45,6 +45,7 @@ from sae_bench.models.ioi_circuit.templates import (
     TASK_OPENINGS,
     THIRD_NAME_CLOSINGS,
     THIRD_NAME_OPENINGS,
+    VARIED_OPENINGS,
 )
 from sae_bench.models.ioi_tiny.corpus import _distinct_allowed
 from sae_bench.models.ioi_tiny.tokenizer import pieces
@@ -167,6 +168,7 @@ class Mix:
     s_repeats: float = 0.0  # chance of each of two S_MIDDLES sentences inside an episode
     self_closings: float = 0.0  # chance that the closing is a SELF_CLOSINGS one (answer S)
     crowd: float = 0.0  # chance that an episode has two CROWD_SENTENCES (D and E twice each)
+    varied_pairs: float = 0.0  # chance that the opening is a VARIED_OPENINGS one
 
     def __post_init__(self):
         if self.crowd > 0 and self.cast < 5:
@@ -205,6 +207,8 @@ def _document(draw: _Draw, cast: list[str], n_ctx: int, mix: Mix) -> Document:
             piece_list, answer = template_pieces(draw.pick(DISTRACTOR_TEMPLATES), f)[0], None
         else:
             opening = draw.pick(THIRD_NAME_OPENINGS if draw.coin(mix.third_name) else OPENINGS)
+            if mix.varied_pairs > 0 and draw.coin(mix.varied_pairs):  # no draw when off
+                opening = draw.pick(VARIED_OPENINGS)
             closing = draw.pick(THIRD_NAME_CLOSINGS if draw.coin(mix.third_name) else CLOSINGS)
             abb = draw.coin(0.5)
             subject = None
@@ -260,19 +264,21 @@ def sample_documents(n: int, gen: torch.Generator, *, n_ctx: int = 64,
 
 
 def vocabulary(role_words: bool = True, s_middles: bool = False,
-               self_closings: bool = False, crowd: bool = False) -> list[str]:
+               self_closings: bool = False, crowd: bool = False,
+               varied_pairs: bool = False) -> list[str]:
     """Every token the corpus (and the stress prompts) can produce, in a fixed order: names,
     objects, places (leading space), fillers, then template words in first-seen order, each word
     also with a leading space (a sentence-initial word follows the previous sentence).
     `role_words`: include "the former" / "the latter" (only a mix that uses them needs them);
-    `s_middles`, `self_closings`, `crowd`: the words of S_MIDDLES, SELF_CLOSINGS,
-    CROWD_SENTENCES (likewise)."""
+    `s_middles`, `self_closings`, `crowd`, `varied_pairs`: the words of S_MIDDLES,
+    SELF_CLOSINGS, CROWD_SENTENCES, VARIED_OPENINGS (likewise)."""
     words = [" " + w for w in (*NAMES, *OBJECTS, *PLACES)] + list(FILLERS)
     templates = (*OPENINGS, *CLOSINGS, *THIRD_NAME_OPENINGS, *THIRD_NAME_CLOSINGS,
                  *HELD_OUT_OPENINGS, *HELD_OUT_CLOSINGS, *LEAD_INS, *DISTRACTOR_TEMPLATES,
                  *(ROLE_WORDS if role_words else ()), *(S_MIDDLES if s_middles else ()),
                  *(SELF_CLOSINGS if self_closings else ()),
-                 *(CROWD_SENTENCES if crowd else ()))
+                 *(CROWD_SENTENCES if crowd else ()),
+                 *(VARIED_OPENINGS if varied_pairs else ()))
     for template in templates:
         for piece in pieces(_SLOT.sub("\n", template)):  # a break, so words never merge
             words.append(piece)

@@ -1,5 +1,5 @@
 """The sentence templates of ioi-circuit's training text (`corpus` assembles them): the episodes'
-openings and closings, those with a third name, S-repeat and crowd sentences, the held-out ones, lead-ins,
+openings and closings, those with a third name, S-repeat and crowd sentences, varied pairs, the held-out ones, lead-ins,
 distractor sentences, role words and filler words."""
 
 from __future__ import annotations
@@ -92,6 +92,18 @@ CROWD_SENTENCES = (
     "{E} talked to {D}.",
     "{D} and {E} sat together.",
     "{E} waved at {D}.",
+)
+
+# Openings whose pair is not "{A} and {B}" (`Mix.varied_pairs`): the names are apart or joined
+# by other words. Every other opening names the pair the same way, so the pair can be found by
+# the words around it (what run r14's heads read) and the repeated name never has to be found.
+VARIED_OPENINGS = (
+    "{A} met {B} at the {place}.",
+    "{A} went to the {place} with {B}.",
+    "At the {place}, {A} talked with {B}.",
+    "{A} called {B} from the {place}.",
+    "{A} had lunch with {B} at the {place}.",
+    "{A} was at the {place}, and so was {B}.",
 )
 
 # Closings whose answer is S itself ({IO} is filled with S), chosen by the verb after S2
