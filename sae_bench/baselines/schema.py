@@ -3,14 +3,12 @@ run`, `control_baselines`, one entry per cross-section; they do not depend on th
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from sae_bench.results.records import Frozen
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class EditScore(_Frozen):
+class EditScore(Frozen):
     """One method's edit, scored on the eval prompts against the control axis's targets."""
 
     method: str  # "diffmean_1" (the supervised mean edit), "diffmean", "steering", "scaling"
@@ -30,12 +28,12 @@ class EditScore(_Frozen):
     hyperparameters: dict[str, float] = Field(default_factory=dict)
 
 
-class SiteScalar(_Frozen):
+class SiteScalar(Frozen):
     node: str
     alpha: float
 
 
-class EditBaselines(_Frozen):
+class EditBaselines(Frozen):
     edit: str  # an attribute the control axis edits, or "prefer_S"
     kind: str  # "binary" (one vector or scalar can do it) or "name_swap" (per value only)
     target: str  # what the edit must make the top-1 token
@@ -46,7 +44,7 @@ class EditBaselines(_Frozen):
     scalars: list[SiteScalar]
 
 
-class CrossSectionBaselines(_Frozen):
+class CrossSectionBaselines(Frozen):
     name: str
     nodes: list[str]
     n_train: int  # fit prompts the baselines were chosen or trained on

@@ -12,19 +12,16 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from sae_bench.results.provenance import Provenance
+from sae_bench.results.records import Frozen, load_versioned
 
 CORRESPONDENCE_SCHEMA_VERSION = "1.0"
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "correspondence.schema.json"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class SideInfo(_Frozen):
+class SideInfo(Frozen):
     """One of the two dictionaries compared."""
 
     spec: str  # the SAE's file name, or "supervised:<method>"
@@ -37,12 +34,12 @@ class SideInfo(_Frozen):
     n_alive: int  # latents that vary over the eval prompts (the others cannot be matched)
 
 
-class Histogram(_Frozen):
+class Histogram(Frozen):
     edges: list[float]
     counts: list[int]
 
 
-class MatchingSummary(_Frozen):
+class MatchingSummary(Frozen):
     """Best matches by activation correlation over the eval prompts (A → B unless named)."""
 
     mean_max_correlation: float  # mean over alive A latents of the best correlation with B
@@ -59,7 +56,7 @@ class MatchingSummary(_Frozen):
     one_to_one_histogram: Histogram  # of the kept pairs' correlations
 
 
-class FeatureMatch(_Frozen):
+class FeatureMatch(Frozen):
     """A supervised feature (attribute value) and the latents of the other side."""
 
     side: Literal["a", "b"]
@@ -70,7 +67,7 @@ class FeatureMatch(_Frozen):
     kept_pair: bool  # in the 1-to-1 pairs
 
 
-class GeometryScore(_Frozen):
+class GeometryScore(Frozen):
     """A statistic of the matched decoder directions, with its three references."""
 
     name: Literal["cosine", "svcca", "rsa"]
@@ -91,7 +88,7 @@ class GeometryScore(_Frozen):
     random_decoder_components: list[int] | None = None  # SVCCA: the same, random decoder (A, B)
 
 
-class CorrespondenceResult(_Frozen):
+class CorrespondenceResult(Frozen):
     schema_version: str = Field(default=CORRESPONDENCE_SCHEMA_VERSION)
     kind: Literal["correspondence"] = "correspondence"
     provenance: Provenance
@@ -116,18 +113,6 @@ def json_schema() -> str:
 
 def load_correspondence(path: Path | str) -> CorrespondenceResult:
     """Read a saved result, or a one-line `UserError` naming the fix."""
-    from sae_bench.errors import UserError
-    from sae_bench.fileio.bounded import read_json_bounded
-
-    path = Path(path)
-    raw = read_json_bounded(path, "correspondence result")
-    if (not isinstance(raw, dict) or raw.get("kind") != "correspondence"
-            or raw.get("schema_version") != CORRESPONDENCE_SCHEMA_VERSION):
-        raise UserError(f"{path} is not a schema {CORRESPONDENCE_SCHEMA_VERSION} correspondence "
-                        "result; re-run `sae-bench compare` with this version.")
-    try:
-        return CorrespondenceResult.model_validate(raw)
-    except ValueError as exc:
-        first = str(exc).splitlines()[0]
-        raise UserError(f"{path} does not match the correspondence schema ({first}); re-run "
-                        "`sae-bench compare` to write a valid one.") from None
+    return load_versioned(path, CorrespondenceResult, schema="correspondence",
+                          version=CORRESPONDENCE_SCHEMA_VERSION, command="compare",
+                          kind="correspondence")

@@ -4,14 +4,10 @@ reference document (`CrossSectionReference.lrc`) and by results written with `--
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from sae_bench.results.records import Frozen
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class RankPoint(_Frozen):
+class RankPoint(Frozen):
     """One rank of the sweep, scored on held-out fit prompts (never on eval prompts)."""
 
     rank: int
@@ -22,7 +18,7 @@ class RankPoint(_Frozen):
     mean_abs_logit_diff_error: float
 
 
-class LRCFit(_Frozen):
+class LRCFit(Frozen):
     """How the LRC dictionary at one node was built."""
 
     node: str
@@ -37,7 +33,7 @@ class LRCFit(_Frozen):
     experimental_attributes: list[str]
 
 
-class ComparisonRow(_Frozen):
+class ComparisonRow(Frozen):
     """One metric of one unit: the SAE beside the label-based and the LRC dictionary."""
 
     unit: str
@@ -51,7 +47,7 @@ class ComparisonRow(_Frozen):
     experimental: bool  # the metric concerns an experimental attribute
 
 
-class LRCComparison(_Frozen):
+class LRCComparison(Frozen):
     """Where an SAE beats the label-based dictionary but loses to the LRC one."""
 
     labels_method: str  # which label-based dictionary is the `labels` column

@@ -12,22 +12,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic import Field
 
 from sae_bench.baselines.schema import CrossSectionBaselines
 from sae_bench.lrc.records import LRCComparison
 from sae_bench.results.metrics import MetricInfo, info
 from sae_bench.results.provenance import Provenance
+from sae_bench.results.records import Frozen, OmitsAbsent, load_versioned
 from sae_bench.truth.reference import ModelScores
 
 SCHEMA_VERSION = "2.0"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Metric(_Frozen):
+class Metric(Frozen):
     value: float | None
     supervised: float | None = None
     reason: str | None = None
@@ -36,7 +33,7 @@ class Metric(_Frozen):
 Category = dict[str, Metric]
 
 
-class LatentInterpretation(_Frozen):
+class LatentInterpretation(Frozen):
     latent: int
     attribute: str
     values: list[str]
@@ -45,7 +42,7 @@ class LatentInterpretation(_Frozen):
     f1: float
 
 
-class SweepPoint(_Frozen):
+class SweepPoint(Frozen):
     threshold: float
     # share of active (prompt, latent) pairs whose latent has F1 >= threshold (a count, so
     # rescaling a latent and its decoder row does not move it)
@@ -60,7 +57,7 @@ class SweepPoint(_Frozen):
     necessity_removed: float | None
 
 
-class AttributeControl(_Frozen):
+class AttributeControl(Frozen):
     """Steering one attribute at a cross-section; accuracies are agreement with the target (the
     model's top-1 token with the nodes patched from the counterfactual prompt)."""
 
@@ -80,7 +77,7 @@ class AttributeControl(_Frozen):
     supervised_weight: float  # the same for the supervised source feature
 
 
-class OcclusionResult(_Frozen):
+class OcclusionResult(Frozen):
     """Is a causally relevant, linearly decodable name attribute hidden behind another one?"""
 
     attribute: str
@@ -93,7 +90,7 @@ class OcclusionResult(_Frozen):
     evidence: str
 
 
-class SplitResult(_Frozen):
+class SplitResult(Frozen):
     """Is one value of a binary attribute spread over many precise latents?"""
 
     attribute: str
@@ -108,7 +105,7 @@ class SplitResult(_Frozen):
     explained_by_richer: int  # precise latents left out: a richer property explains them
 
 
-class NodeResult(_Frozen):
+class NodeResult(Frozen):
     node: str
     sae: str  # sha256 of the SAE's file(s)
     approximation: Category
@@ -120,7 +117,7 @@ class NodeResult(_Frozen):
     oversplitting_details: list[SplitResult]
 
 
-class UnitResult(_Frozen):
+class UnitResult(Frozen):
     """One evaluation unit: the nodes patched together (a cross-section or a single node)."""
 
     name: str
@@ -134,7 +131,7 @@ class UnitResult(_Frozen):
     per_node: list[NodeResult]
 
 
-class SAEInfo(_Frozen):
+class SAEInfo(Frozen):
     node: str
     format: str
     architecture: str
@@ -146,7 +143,7 @@ class SAEInfo(_Frozen):
     sha256: str | None
 
 
-class EvaluationResult(_Frozen):
+class EvaluationResult(OmitsAbsent):
     schema_version: str = Field(default=SCHEMA_VERSION)
     kind: str = "sae_evaluation"
     provenance: Provenance
@@ -164,13 +161,7 @@ class EvaluationResult(_Frozen):
     # comparator "lrc" only: the SAE beside the label-based and the LRC dictionary, metric by
     # metric. Absent from the JSON otherwise (an additive field: older documents still load).
     lrc: LRCComparison | None = None
-
-    @model_serializer(mode="wrap")
-    def _omit_absent_lrc(self, handler):
-        data = handler(self)
-        if data.get("lrc") is None:
-            data.pop("lrc", None)
-        return data
+    omit_when_absent = ("lrc",)
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2) + "\n"
@@ -196,21 +187,8 @@ SCHEMA_PATH = Path(__file__).parent.parent / "schemas" / "result.schema.json"
 
 
 def load_result(path: Path | str) -> EvaluationResult:
-    from sae_bench.errors import UserError
-    from sae_bench.fileio.bounded import read_json_bounded
-
-    path = Path(path)
-    # Bounded, regular files only: a symlink to /dev/zero or a FIFO must not hang the reader.
-    raw = read_json_bounded(path, "result file")
-    if not isinstance(raw, dict) or raw.get("schema_version") != SCHEMA_VERSION:
-        raise UserError(f"{path} is not a schema {SCHEMA_VERSION} result document; "
-                        "re-run `sae-bench run` with this version.")
-    try:
-        return EvaluationResult.model_validate(raw)
-    except ValueError as exc:
-        first = str(exc).splitlines()[0]
-        raise UserError(f"{path} does not match the result schema ({first}); re-run "
-                        "`sae-bench run` to write a valid one.") from None
+    return load_versioned(path, EvaluationResult, schema="result", version=SCHEMA_VERSION,
+                          command="run")
 
 
 def write_schema() -> Path:

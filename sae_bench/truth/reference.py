@@ -4,28 +4,23 @@ approximate and control the model at each cross-section? Every SAE score is read
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, model_serializer
-
 from sae_bench.axes import approximation, control
 from sae_bench.engine.context import EvalContext
 from sae_bench.lrc.records import LRCFit
 from sae_bench.models.nodes import CrossSection
 from sae_bench.results.provenance import Provenance
+from sae_bench.results.records import Frozen, OmitsAbsent
 
 REFERENCE_SCHEMA_VERSION = "1.0"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ModelScores(_Frozen):
+class ModelScores(Frozen):
     accuracy: float
     mean_logit_diff: float
     n_eval: int
 
 
-class DictionaryScores(_Frozen):
+class DictionaryScores(Frozen):
     sufficiency: float
     necessity: float | None
     necessity_reason: str | None = None
@@ -33,13 +28,13 @@ class DictionaryScores(_Frozen):
     logit_diff_without_reconstruction: float
 
 
-class AttributeEdit(_Frozen):
+class AttributeEdit(Frozen):
     no_intervention_agreement: float
     causally_relevant: bool
     edit_accuracy: dict[str, float]  # dictionary method -> accuracy
 
 
-class CrossSectionReference(_Frozen):
+class CrossSectionReference(OmitsAbsent):
     name: str
     description: str
     nodes: list[str]
@@ -51,16 +46,10 @@ class CrossSectionReference(_Frozen):
     # how each node's LRC dictionary was built (`reference --lrc`); absent from the JSON when
     # not asked for, so documents without it are unchanged
     lrc: list[LRCFit] | None = None
-
-    @model_serializer(mode="wrap")
-    def _omit_absent_lrc(self, handler):
-        data = handler(self)
-        if data.get("lrc") is None:
-            data.pop("lrc", None)
-        return data
+    omit_when_absent = ("lrc",)
 
 
-class ReferenceDocument(_Frozen):
+class ReferenceDocument(Frozen):
     schema_version: str = REFERENCE_SCHEMA_VERSION
     kind: str = "reference"
     provenance: Provenance

@@ -1,6 +1,6 @@
 """The sentence templates of ioi-circuit's training text (`corpus` assembles them): the episodes'
-openings and closings, those with a third name, S-repeat and crowd sentences, varied pairs, the held-out ones, lead-ins,
-distractor sentences, role words and filler words."""
+openings and closings, those with a third name, S-repeat and crowd sentences, varied pairs, the
+held-out ones, lead-ins, distractor sentences, role words and filler words."""
 
 from __future__ import annotations
 
