@@ -69,7 +69,24 @@ def test_writes_all_files(results: list[Path], tmp_path: Path) -> None:
     for heading in ("### Control", "### Interpretability", "### Approximation",
                     "### Occlusion", "### Over-splitting", "### Plots"):
         assert heading in md
-    assert "*supervised dictionary*" in md and "*no edit" in md  # unranked reference rows
+    # unranked reference rows; the supervised one names the dictionary its values come from
+    assert "*supervised dictionary (lstsq)*" in md and "*no edit" in md
+
+
+def test_reference_row_and_csv_name_each_comparator(results: list[Path], tmp_path: Path) -> None:
+    """Results scored against different supervised dictionaries: the reference row says they
+    differ, and each CSV row says which dictionary its `_supervised` values come from."""
+    doc = json.loads(results[1].read_text())
+    doc["comparator"] = "mean"
+    mean_doc = tmp_path / "mean" / "results.json"
+    mean_doc.parent.mkdir()
+    mean_doc.write_text(json.dumps(doc))
+    write_leaderboard([results[0], mean_doc], tmp_path / "lb")
+    md = (tmp_path / "lb" / "leaderboard.md").read_text()
+    assert "*supervised dictionary (lstsq / mean: differs per SAE, see leaderboard.csv)*" in md
+    with open(tmp_path / "lb" / "leaderboard.csv", newline="") as fh:
+        assert {r["sae"]: r["comparator"] for r in csv.DictReader(fh)} == {
+            "identity": "lstsq", "mean": "mean"}
 
 
 def test_csv_rows_and_ranking(results: list[Path], tmp_path: Path) -> None:

@@ -263,7 +263,7 @@ def test_html_sorts_and_filters_in_headless_chromium(tmp_path: Path) -> None:
         assert dist == sorted(dist) and dist != [abs(float(x) - 1) for x in column("l0")]
         # The reference row stays on top, unsorted.
         assert browser.eval(f"document.querySelector('{table} tbody.ref td:nth-child(3)')"
-                            ".textContent") == "supervised dictionary"
+                            ".textContent") == "supervised dictionary (lstsq)"
         # Filter: type into the box; only matching rows stay visible.
         browser.eval("(() => {const i = document.querySelector("
                      "'input[data-table=\"g0-approximation\"]'); i.value = 'topk';"

@@ -55,7 +55,7 @@ def _rows_of(doc: EvaluationResult, sae: str, source: str) -> list[Row]:
     for i, unit in enumerate(doc.units):
         infos = [s for s in doc.saes if s.node in unit.nodes] or list(doc.saes)
         row = Row(
-            group=group, sae=sae, training_data=training_data(sae),
+            group=group, sae=sae, training_data=training_data(sae), comparator=doc.comparator,
             architecture="/".join(sorted({s.architecture for s in infos})),
             d_sae="/".join(str(d) for d in sorted({s.d_sae for s in infos})),
             k="/".join(sorted({_fmt(s.k, integer=True) for s in infos})),

@@ -56,6 +56,8 @@ class Row:
     values: dict[str, float | None]
     supervised: dict[str, float | None]
     training_data: str = UNSPECIFIED_DATA
+    # the supervised dictionary `supervised` comes from (the result's comparator)
+    comparator: str = "lstsq"
     reasons: dict[str, str] = field(default_factory=dict)  # why a value is missing
     edit_curves: dict[str, dict[int, float]] = field(default_factory=dict)
     supervised_edit: dict[str, float] = field(default_factory=dict)

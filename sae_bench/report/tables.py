@@ -218,7 +218,11 @@ def _references(table: AxisTable, rows: list[Row], unit: str) -> list[tuple[str,
             sup[c.name] = "differs per SAE (see leaderboard.csv)"
         elif vals:
             sup[c.name] = _fmt(vals.pop(), c.integer)  # n/a: the results carry no comparator
-    refs = [("supervised dictionary", unit, sup)]
+    # Name the dictionary the values come from: lstsq, mean and LRC give different references.
+    comparators = sorted({r.comparator for r in rows})
+    which = (comparators[0] if len(comparators) == 1
+             else f"{' / '.join(comparators)}: differs per SAE, see leaderboard.csv")
+    refs = [(f"supervised dictionary ({which})", unit, sup)]
     if table.axis == "control" and rows:
         edit = {c.name: _fmt(rows[0].no_edit[a]) for c in table.columns
                 if (a := _attribute_of(c.name, list(rows[0].no_edit))) is not None

@@ -23,7 +23,7 @@ def render_csv(reports: Sequence[Report]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["task", "task_version", "model", "sae", "architecture", "training_data",
-                "d_sae", "k", "unit"] + [f"rank_{a}" for a in axes]
+                "d_sae", "k", "unit", "comparator"] + [f"rank_{a}" for a in axes]
                + [f"pareto_l0_{a}" for a in axes]
                + [c for m in metrics for c in (m, f"{m}_supervised")])
     for rep in reports:
@@ -33,7 +33,7 @@ def render_csv(reports: Sequence[Report]) -> str:
         first = rep.tables[0]
         for row in first.rows:
             cells = [g.key.task, g.key.task_version, g.key.model, row.sae, row.architecture,
-                     row.training_data, row.d_sae, row.k, row.unit]
+                     row.training_data, row.d_sae, row.k, row.unit, row.comparator]
             cells += [str(ranks[(a, row.sae, row.unit)]) for a in axes]
             cells += [str((row.sae, row.unit) in t.front) for t in rep.tables]
             for m in metrics:
