@@ -35,6 +35,34 @@ def test_reference_gains_lrc_rows_and_records(tmp_path, cache_dir):
     assert record["experimental_attributes"] == ["S", "Pos"]
 
 
+def test_lrc_fits_are_cached_and_read_back_identically(tmp_path, monkeypatch):
+    """A second command with the same cache reads the LRC dictionary and its record from disk
+    (it never refits) and writes the same bytes; another batch size is another entry."""
+    import sae_bench.lrc.dictionary as lrc_dictionary
+
+    sae = tmp_path / "end.safetensors"
+    save_native(identity_sae(128, HOOK, position="END"), sae)
+    cache = tmp_path / "cache"
+
+    def run(name, *extra):
+        assert main(["run", "--sae", str(sae), *RUN, "--comparator", "lrc", "--out",
+                     str(tmp_path / name), "--cache-dir", str(cache), *extra]) == 0
+        return (tmp_path / name / "results.json").read_bytes()
+
+    fresh = run("fresh")
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("the LRC dictionary was refitted although it is cached")
+
+    real_fit = lrc_dictionary.fit_lrc
+    monkeypatch.setattr(lrc_dictionary, "fit_lrc", refuse)
+    assert run("cached") == fresh
+    fits = []
+    monkeypatch.setattr(lrc_dictionary, "fit_lrc", lambda *a: fits.append(1) or real_fit(*a))
+    run("other-batch", "--batch-size", "100")
+    assert fits == [1]
+
+
 def test_run_with_lrc_comparator_is_reproducible_and_compares_three_ways(tmp_path, cache_dir):
     sae = tmp_path / "end.safetensors"
     save_native(identity_sae(128, HOOK, position="END"), sae)

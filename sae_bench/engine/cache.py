@@ -2,7 +2,9 @@
 keyed by everything that determines them.
 
 Key: model name + weight fingerprint, node, task name + version, seed, number of fit prompts, and
-the fit method (dictionaries) or "activations". The activations are kept because every SAE
+the fit method (dictionaries) or "activations"; the LRC dictionary's key adds the batch size (its
+Jacobian is averaged batch by batch, so the batch size moves it at float rounding) and its prompt
+counts, and its entry carries its fit record. The activations are kept because every SAE
 evaluation ranks latents on the fit prompts: without them a fresh process repeats the fit
 prompts' forward pass (GPT-2 Small, 20,000 prompts: about 5 minutes on 2 cores) even when the
 dictionaries are cached. Files are safetensors written atomically, so an interrupted run never
@@ -165,6 +167,13 @@ class DictionaryCache:
 
     # ---- supervised dictionaries -------------------------------------------------------------
     def get(self, key: str) -> SupervisedDictionary | None:
+        entry = self.get_with_metadata(key)
+        return None if entry is None else entry[0]
+
+    def get_with_metadata(self, key: str, required: tuple[str, ...] = ()
+                          ) -> tuple[SupervisedDictionary, dict[str, str]] | None:
+        """A cached dictionary and the metadata it was stored with, or None (missing, corrupt,
+        or lacking one of the `required` metadata keys: rebuild)."""
         path = self._path(key)
         entry = self._read(path)
         if entry is None:
@@ -172,12 +181,15 @@ class DictionaryCache:
         tensors, meta = entry
         try:
             attrs = json.loads(meta["attributes"])
+            missing = [name for name in required if name not in meta]
+            if missing:
+                raise KeyError(missing[0])
             return SupervisedDictionary(
                 method=meta["method"],
                 mean=tensors["mean"],
                 features={a: tensors[f"features.{a}"] for a in attrs},
                 present={a: tensors[f"present.{a}"].bool() for a in attrs},
-            )
+            ), meta
         except (KeyError, TypeError, ValueError) as exc:
             # The hash matched, so the writer itself stored a wrong entry; still never trusted.
             self.warn(f"sae-bench: warning: cache entry {path} is incomplete ({exc!r}); "

@@ -165,7 +165,7 @@ class EvalContext:
             if ("dict", node) in self._memo:
                 out[node] = self._memo[("dict", node)]
                 continue
-            found = {m: self.cache.get(self._cache_key(node, m)) for m in METHODS}
+            found = {m: self.cache.get(self.cache_key(node, m)) for m in METHODS}
             if all(d is not None for d in found.values()):
                 self._memo[("dict", node)] = out[node] = found  # type: ignore[assignment]
             else:
@@ -177,7 +177,7 @@ class EvalContext:
             for node in to_fit:
                 fitted = {m: fit(acts[node], fit_data.labels, n_values, m) for m in METHODS}
                 for m, d in fitted.items():
-                    key = self._cache_key(node, m)
+                    key = self.cache_key(node, m)
                     self.cache.put(key, d, node=node.name, model=self.model_name)
                 self._memo[("dict", node)] = out[node] = fitted
         if "lrc" in self.methods:  # derived from the model downstream, not from labels alone
@@ -201,7 +201,7 @@ class EvalContext:
         missing = []
         for node in nodes:
             if ("fit_act", node) not in self._memo:
-                cached = self.cache.get_activations(self._cache_key(node, "activations"),
+                cached = self.cache.get_activations(self.cache_key(node, "activations"),
                                                     shape=(self.n_fit, self.width(node)))
                 if cached is None:
                     missing.append(node)
@@ -215,13 +215,14 @@ class EvalContext:
                     batch_size=self.batch_size,
                 )
             for node, a in acts.items():
-                self.cache.put_activations(self._cache_key(node, "activations"), a,
+                self.cache.put_activations(self.cache_key(node, "activations"), a,
                                            node=node.name, model=self.model_name)
                 self._memo[("fit_act", node)] = a
         return {n: self._memo[("fit_act", n)] for n in nodes}
 
-    def _cache_key(self, node: Node, method: str) -> str:
-        """A dictionary's key (method "mean"/"lstsq"), or the fit activations' ("activations")."""
+    def cache_key(self, node: Node, method: str, **extra: object) -> str:
+        """A dictionary's key (method "mean"/"lstsq"/"lrc"), or the fit activations'
+        ("activations"); `extra` adds what else a method's entry depends on."""
         return DictionaryCache.key(
             model=self.model_name,
             fingerprint=self.fingerprint,
@@ -231,6 +232,7 @@ class EvalContext:
             seed=self.seed,
             n_fit=self.n_fit,
             method=method,
+            **extra,
         )
 
     def fit_size_warning(self) -> str | None:

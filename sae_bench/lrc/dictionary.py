@@ -118,7 +118,28 @@ def fit_lrc(ctx: EvalContext, node: Node) -> tuple[SupervisedDictionary, LRCFit]
 
 def lrc_fits(ctx: EvalContext, nodes: Sequence[Node]) -> dict[Node, tuple[SupervisedDictionary,
                                                                           LRCFit]]:
-    """{node: (dictionary, record)}, computed once per context. Not cached on disk
-    (**choice**: refitted per command from the fit activations, which are cached)."""
-    return {node: ctx.memo(("lrc", node), lambda node=node: fit_lrc(ctx, node))
+    """{node: (dictionary, record)}, computed once per context and cached on disk beside the
+    label-based dictionaries: a fit costs a Jacobian and a rank sweep (~20 s a node on 2 cores),
+    and `reference --lrc` and every `run --comparator lrc` need the same ones."""
+    return {node: ctx.memo(("lrc", node), lambda node=node: _cached_or_fitted(ctx, node))
             for node in nodes}
+
+
+RECORD_KEY = "lrc_fit"  # the entry's metadata key holding the LRCFit as JSON
+
+
+def _cached_or_fitted(ctx: EvalContext, node: Node) -> tuple[SupervisedDictionary, LRCFit]:
+    key = ctx.cache_key(node, METHOD, batch_size=ctx.batch_size, n_jacobian=N_JACOBIAN,
+                        n_select=N_SELECT)
+    found = ctx.cache.get_with_metadata(key, required=(RECORD_KEY,))
+    if found is not None:
+        dictionary, meta = found
+        try:
+            return dictionary, LRCFit.model_validate_json(meta[RECORD_KEY])
+        except ValueError:  # a record this version cannot read: refit and overwrite
+            ctx.cache.warn(f"sae-bench: warning: the cached LRC fit record at {node.name} does "
+                           "not match this version; rebuilding it.")
+    dictionary, record = fit_lrc(ctx, node)
+    ctx.cache.put(key, dictionary, node=node.name, model=ctx.model_name,
+                  **{RECORD_KEY: record.model_dump_json()})
+    return dictionary, record
