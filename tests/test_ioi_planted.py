@@ -97,3 +97,8 @@ def test_io_route_finds_the_name_movers_reading_io_at_its_own_position():
     attention = end_attention(model, data)
     for head in ((2, 0), (2, 1)):
         assert attention[head][("IO", 0)] > 0.9 > 0.05 > attention[head][("IO", 1)]
+    # Spans patched whole: the name is in the opening until the last layer reads it, never in
+    # the closing (a model that passed it through the closing would show it there).
+    from sae_bench.models.ioi_circuit.io_route import io_route_regions
+    regions = io_route_regions(model, data)
+    assert regions == {"up to S2": [1.0, 1.0, 0.0], "S2 to END": [0.0, 0.0, 0.0]}

@@ -8,7 +8,9 @@ position until the name movers read it, then END.
 
     python -m sae_bench.models.ioi_circuit.io_route [--model NAME | --assets DIR] [--n 300]
 
-also prints each head's mean attention from END to those positions and the token before END.
+also patches two spans whole (BOS to S2, S2 to END: a name spread over several positions moves
+with its span) and prints each head's mean attention from END to the single positions and the
+token before END.
 """
 
 from __future__ import annotations
@@ -48,6 +50,40 @@ def io_route(model, data) -> dict[tuple[str, int], list[float]]:
             hit = (top.argmax(-1) == cf_answer)[counted]
             shares.append(float(hit.float().mean()) if len(hit) else float("nan"))
         out[(role, offset)] = shares
+    return out
+
+
+# Spans patched whole, [start, stop) by (role, offset): a name that travels through several
+# positions at once (so that no single one flips the answer) still moves with its span.
+REGIONS = {"up to S2": (("IO", -10**6), ("S2", 0)), "S2 to END": (("S2", 0), ("END", 0))}
+
+
+@torch.no_grad()
+def io_route_regions(model, data) -> dict[str, list[float]]:
+    """{region: [share of prompts answering the counterfactual IO, per layer]}, patching every
+    position of a `REGIONS` span (BOS excluded; clipped to the prompt) after each layer."""
+    cf = data.counterfactuals["IO"]
+    # Same template, one token per name: the counterfactual's positions are the clean ones.
+    assert all(torch.equal(cf.positions[r], data.positions[r]) for r in ("S2", "END"))
+    rows = torch.arange(len(data.tokens))
+    hooks = [f"blocks.{layer}.hook_resid_post" for layer in range(model.cfg.n_layers)]
+    _, cf_cache = model.run_with_cache(cf.tokens, names_filter=lambda n: n in hooks)
+    cf_answer = model.run_with_hooks(cf.tokens)[rows, cf.positions["END"]].argmax(-1)
+    end = data.positions["END"]
+    index = torch.arange(data.tokens.shape[1])
+    out: dict[str, list[float]] = {}
+    for name, ((r0, o0), (r1, o1)) in REGIONS.items():
+        start = (data.positions[r0] + o0).clamp(min=1)  # keep BOS: every prompt shares it
+        stop = data.positions[r1] + o1
+        mask = (index >= start[:, None]) & (index < stop[:, None])  # [b, seq]
+        shares = []
+        for hook in hooks:
+            def patch(act, hook, hook_name=hook, mask=mask):
+                return torch.where(mask[..., None].to(act.device), cf_cache[hook_name], act)
+
+            top = model.run_with_hooks(data.tokens, fwd_hooks=[(hook, patch)])[rows, end]
+            shares.append(float((top.argmax(-1) == cf_answer).float().mean()))
+        out[name] = shares
     return out
 
 
@@ -96,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     for (role, offset), shares in io_route(model, data).items():
         print(f"{_label(role, offset):>6}: "
               + " ".join(f"L{i} {v:.2f}" for i, v in enumerate(shares)))
+    print("\nthe same, patching every position of a span at once")
+    for name, shares in io_route_regions(model, data).items():
+        print(f"{name:>9}: " + " ".join(f"L{i} {v:.2f}" for i, v in enumerate(shares)))
     print("\nmean attention from END, per head")
     print("head " + "".join(f"{_label(r, o):>7}" for r, o in ATTENDED))
     for (layer, head), row in end_attention(model, data).items():
