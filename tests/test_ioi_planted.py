@@ -102,3 +102,11 @@ def test_io_route_finds_the_name_movers_reading_io_at_its_own_position():
     from sae_bench.models.ioi_circuit.io_route import io_route_regions
     regions = io_route_regions(model, data)
     assert regions == {"up to S2": [1.0, 1.0, 0.0], "S2 to END": [0.0, 0.0, 0.0]}
+    # Each name mover's most attended token from END is the prompt's IO name.
+    from sae_bench.models.ioi_circuit.io_route import most_attended
+    tops = most_attended(model, data, n_prompts=3)
+    io_names = [model.to_single_str_token(int(data.tokens[i, data.positions["IO"][i]]))
+                for i in range(3)]
+    for head in ((2, 0), (2, 1)):
+        assert [tok for tok, _ in tops[head]] == io_names
+        assert all(w > 0.9 for _, w in tops[head])

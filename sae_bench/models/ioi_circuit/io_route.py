@@ -9,8 +9,8 @@ position until the name movers read it, then END.
     python -m sae_bench.models.ioi_circuit.io_route [--model NAME | --assets DIR] [--n 300]
 
 also patches two spans whole (BOS to S2, S2 to END: a name spread over several positions moves
-with its span) and prints each head's mean attention from END to the single positions and the
-token before END.
+with its span), prints each head's mean attention from END to the single positions and the
+token before END, and each head's most attended token from END on the first three prompts.
 """
 
 from __future__ import annotations
@@ -113,6 +113,27 @@ def end_attention(model, data) -> dict[tuple[int, int], dict[tuple[str, int], fl
     return out
 
 
+@torch.no_grad()
+def most_attended(model, data, n_prompts: int = 3
+                  ) -> dict[tuple[int, int], list[tuple[str, float]]]:
+    """{(layer, head): [(token, attention) most attended from END, one per prompt]} on the
+    first `n_prompts` prompts: where a head looks when it attends none of `ATTENDED` (runs
+    r17 and r18 of the model card read the opening's full stop)."""
+    tokens = data.tokens[:n_prompts]
+    rows = torch.arange(len(tokens))
+    _, cache = model.run_with_cache(tokens, names_filter=lambda n: n.endswith("hook_pattern"))
+    end = data.positions["END"][:n_prompts]
+    out: dict[tuple[int, int], list[tuple[str, float]]] = {}
+    for layer in range(model.cfg.n_layers):
+        pattern = cache[f"blocks.{layer}.attn.hook_pattern"][rows, :, end]  # [b, head, k]
+        weight, where = pattern.max(-1)
+        for head in range(model.cfg.n_heads):
+            out[(layer, head)] = [
+                (model.to_single_str_token(int(tokens[i, where[i, head]])),
+                 float(weight[i, head])) for i in range(len(tokens))]
+    return out
+
+
 def _label(role: str, offset: int) -> str:
     return role if offset == 0 else f"{role}{offset:+d}"
 
@@ -139,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     print("head " + "".join(f"{_label(r, o):>7}" for r, o in ATTENDED))
     for (layer, head), row in end_attention(model, data).items():
         print(f"{layer}.{head:<3}" + "".join(f"{v:7.2f}" for v in row.values()))
+    print("\nmost attended token from END, per head, on the first prompts")
+    for (layer, head), tops in most_attended(model, data).items():
+        print(f"{layer}.{head:<3}" + "".join(f"{tok!r:>12} {w:.2f}" for tok, w in tops))
     return 0
 
 
