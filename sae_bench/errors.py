@@ -7,7 +7,8 @@ message must name the problem *and* the fix.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 
 
 class UserError(Exception):
@@ -22,3 +23,13 @@ def unknown_name(kind: str, name: str, known: Iterable[str]) -> UserError:
     close = difflib.get_close_matches(name, known, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return UserError(f"unknown {kind} {name!r}.{hint} Known {kind}s: {', '.join(known)}.")
+
+
+def run_script(main: Callable[[], int], prog: str) -> int:
+    """The exit code of a `python -m` entry point outside the `sae-bench` CLI (recipes,
+    diagnostics): a `UserError` becomes one line on stderr and exit code 2, as in the CLI."""
+    try:
+        return main()
+    except UserError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return exc.exit_code

@@ -254,3 +254,20 @@ def test_shipped_heads_match_the_model_card(model):
         assert 0.3 <= stats[head].end_io <= 0.55 and 0.3 <= stats[head].end_s1 <= 0.55, head
     assert stats[(1, 0)].dla > 3 and stats[(1, 3)].dla > 2
     assert classify(stats)["name_mover"] == ()  # the card's main negative finding
+
+
+@pytest.mark.parametrize(("module", "args", "message"), [
+    ("io_route", ["--assets", "{tmp}/none"], "asset config.json is missing"),
+    ("circuit", ["--n", "0"], "need at least one prompt"),
+])
+def test_diagnostics_refuse_bad_input_in_one_line(tmp_path, module, args, message):
+    """`python -m` diagnostics answer bad input like the CLI: one stderr line, exit code 2."""
+    import subprocess
+    import sys
+
+    argv = [a.format(tmp=tmp_path) for a in args]
+    done = subprocess.run([sys.executable, "-m", f"sae_bench.models.ioi_circuit.{module}",
+                           *argv], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in done.stderr

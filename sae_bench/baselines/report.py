@@ -164,4 +164,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from sae_bench.errors import run_script
+
+    raise SystemExit(run_script(main, "python -m sae_bench.baselines.report"))

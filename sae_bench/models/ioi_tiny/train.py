@@ -306,4 +306,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from sae_bench.errors import run_script
+
+    raise SystemExit(run_script(main, "python -m sae_bench.models.ioi_tiny.train"))
