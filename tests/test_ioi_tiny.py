@@ -219,10 +219,17 @@ def test_processing_leaves_logits_unchanged():
     docs = corpus.sample_documents(32, torch.Generator().manual_seed(0))
     tokens, _ = make_batch(tokenizer, docs, 1.0)
     for dtype in (torch.float64, torch.float32):
-        assert check_processing(model, processed, tokens, atol=1e-4, dtype=dtype) <= 1e-4
+        assert check_processing(model, processed, tokens, rtol=1e-5, dtype=dtype) <= 1e-4
     fresh = build(processed_config, tokenizer=tokenizer)
     fresh.load_state_dict(processed.state_dict())
     assert torch.allclose(fresh.eval()(tokens), processed(tokens), atol=1e-6)
+    # The check must reject a processing that changes the model: shift one output bias (by a
+    # random vector: a constant one is invisible behind the next LayerNorm's centring).
+    with torch.no_grad():
+        b_O = fresh.blocks[0].attn.b_O
+        b_O.add_(0.5 * torch.randn(b_O.shape, generator=gen))
+    with pytest.raises(AssertionError, match="processing changed the logits"):
+        check_processing(model, fresh, tokens)
 
 
 def test_recipe_cli_writes_loadable_assets(tmp_path, capsys):
