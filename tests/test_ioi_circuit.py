@@ -147,6 +147,38 @@ def test_self_closings_answer_s_and_are_off_by_default():
         300, torch.Generator().manual_seed(1)))
 
 
+def test_roll_call_episodes_say_io_once_and_every_other_name_at_least_twice(tokenizer):
+    """`Mix.roll_call`: no opening; in a shuffled run of one-name sentences IO is said once and
+    S once (then S2), D and E two or three times; the roles index the right pieces, IO comes
+    before and after S, and the option is off by default."""
+    draw = corpus._Draw(torch.Generator().manual_seed(0))
+    fill = {"A": "Mary", "B": "John", "C": "Kate", "D": "Bob", "E": "Anna",
+            "place": "store", "object": "drink"}
+    orders, counts = set(), set()
+    for _ in range(200):
+        ep = corpus.roll_call_episode(draw, draw.pick(corpus.LEAD_INS),
+                                      draw.pick(corpus.CLOSINGS), fill)
+        assert ep.pieces[ep.io] == ep.pieces[ep.answer] == " Mary"
+        assert ep.pieces[ep.s1] == ep.pieces[ep.s2] == " John" and ep.s1 < ep.s2 < ep.end
+        body = ep.pieces[: ep.s2]
+        assert body.count(" Mary") == body.count(" John") == 1 and " Kate" not in ep.pieces
+        counts |= {body.count(" Bob"), body.count(" Anna")}
+        orders.add(ep.io < ep.s1)
+    assert counts == {0, 2, 3} and orders == {True, False}
+    mix = corpus.Mix(roll_call=1.0, distractor=0.0)
+    docs = corpus.sample_documents(100, torch.Generator().manual_seed(1), mix=mix)
+    rc_tokenizer = build_tokenizer(corpus.vocabulary(roll_call=True), name="ioi-circuit")
+    for doc in docs:
+        assert rc_tokenizer.unk_token_id not in rc_tokenizer.encode(doc.text,
+                                                                    add_special_tokens=False)
+    assert sum(" walked in" in d.text or " was tired" in d.text for d in docs) > 20
+    off = corpus.sample_documents(100, torch.Generator().manual_seed(1))
+    assert not any(" walked in" in d.text or " was tired" in d.text for d in off)
+    assert " tired" in corpus.vocabulary(roll_call=True) and " tired" not in corpus.vocabulary()
+    with pytest.raises(ValueError, match="roll_call episodes need a cast of 5"):
+        corpus.Mix(cast=4, roll_call=0.5)
+
+
 def test_answer_weights_land_on_every_episode_answer(tokenizer):
     docs = corpus.sample_documents(30, torch.Generator().manual_seed(0))
     tokens, weights = make_batch(tokenizer, docs, answer_weight=5.0)

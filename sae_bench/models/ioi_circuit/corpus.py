@@ -39,6 +39,7 @@ from sae_bench.models.ioi_circuit.templates import (
     LEAD_INS,
     OPENINGS,
     ROLE_WORDS,
+    ROLL_CALL_FRAMES,
     S_MIDDLES,
     SELF_CLOSINGS,
     TASK_CLOSINGS,
@@ -154,6 +155,28 @@ class _Draw:
         return float(torch.rand(1, generator=self.gen)) < p
 
 
+def roll_call_episode(draw: _Draw, lead_in: str, closing: str, fill: dict[str, str]) -> Episode:
+    """An episode with no opening (`Mix.roll_call`): lead-in, then a shuffled run of
+    ROLL_CALL_FRAMES sentences naming IO (`fill["A"]`) once, S (`fill["B"]`) once, D two or
+    three times and, half the time, E two or three times; then the closing with {C} = S.
+    `io` / `s1` index IO's and S's body mentions; `abb` order is whichever the shuffle gives."""
+    io, s = fill["A"], fill["B"]
+    mentions = [io, s] + [fill["D"]] * (2 + draw.int(2))
+    if "E" in fill and draw.coin(0.5):
+        mentions += [fill["E"]] * (2 + draw.int(2))
+    order = torch.randperm(len(mentions), generator=draw.gen).tolist()
+    out = pieces(lead_in)
+    where: dict[str, int] = {}
+    for name in (mentions[i] for i in order):
+        frame = {"X": name, "place": draw.pick(PLACES), "object": draw.pick(OBJECTS)}
+        sentence, at = template_pieces(draw.pick(ROLL_CALL_FRAMES), frame)
+        where.setdefault(name, len(out) + at["X"])
+        out += sentence
+    cl, cl_at = template_pieces(closing, {**fill, "C": s, "IO": io})
+    answer_at = len(out) + cl_at["IO"]
+    return Episode(out + cl, where[io], where[s], len(out) + cl_at["C"], answer_at - 1, answer_at)
+
+
 @dataclass(frozen=True)
 class Mix:
     """The corpus's proportions (recorded in the recipe through the train config)."""
@@ -169,10 +192,13 @@ class Mix:
     self_closings: float = 0.0  # chance that the closing is a SELF_CLOSINGS one (answer S)
     crowd: float = 0.0  # chance that an episode has two CROWD_SENTENCES (D and E twice each)
     varied_pairs: float = 0.0  # chance that the opening is a VARIED_OPENINGS one
+    roll_call: float = 0.0  # chance that an episode has no opening (`roll_call_episode`)
 
     def __post_init__(self):
-        if self.crowd > 0 and self.cast < 5:
-            raise ValueError(f"crowd sentences need a cast of 5 or more names, not {self.cast}")
+        for option in ("crowd", "roll_call"):  # both name D and E besides IO and S
+            if getattr(self, option) > 0 and self.cast < 5:
+                raise ValueError(f"{option} episodes need a cast of 5 or more names, "
+                                 f"not {self.cast}")
 
 
 # The curriculum's first phase: one clean episode per document, names at nearly fixed offsets.
@@ -205,6 +231,12 @@ def _document(draw: _Draw, cast: list[str], n_ctx: int, mix: Mix) -> Document:
         f = _fill(draw, cast)
         if draw.coin(mix.distractor):
             piece_list, answer = template_pieces(draw.pick(DISTRACTOR_TEMPLATES), f)[0], None
+        elif mix.roll_call > 0 and draw.coin(mix.roll_call):  # no draw when off
+            ep = roll_call_episode(draw, draw.pick(LEAD_INS), draw.pick(CLOSINGS), f)
+            k = draw.int(mix.max_fillers // 2 + 1)  # fewer: the body is long already
+            slots = [draw.int(ep.end + 1) for _ in range(k)]
+            ep = insert_fillers(ep, slots, [draw.pick(FILLERS) for _ in range(k)])
+            piece_list, answer = ep.pieces, ep.answer
         else:
             opening = draw.pick(THIRD_NAME_OPENINGS if draw.coin(mix.third_name) else OPENINGS)
             if mix.varied_pairs > 0 and draw.coin(mix.varied_pairs):  # no draw when off
@@ -265,20 +297,21 @@ def sample_documents(n: int, gen: torch.Generator, *, n_ctx: int = 64,
 
 def vocabulary(role_words: bool = True, s_middles: bool = False,
                self_closings: bool = False, crowd: bool = False,
-               varied_pairs: bool = False) -> list[str]:
+               varied_pairs: bool = False, roll_call: bool = False) -> list[str]:
     """Every token the corpus (and the stress prompts) can produce, in a fixed order: names,
     objects, places (leading space), fillers, then template words in first-seen order, each word
     also with a leading space (a sentence-initial word follows the previous sentence).
     `role_words`: include "the former" / "the latter" (only a mix that uses them needs them);
-    `s_middles`, `self_closings`, `crowd`, `varied_pairs`: the words of S_MIDDLES,
-    SELF_CLOSINGS, CROWD_SENTENCES, VARIED_OPENINGS (likewise)."""
+    `s_middles`, `self_closings`, `crowd`, `varied_pairs`, `roll_call`: the words of S_MIDDLES,
+    SELF_CLOSINGS, CROWD_SENTENCES, VARIED_OPENINGS, ROLL_CALL_FRAMES (likewise)."""
     words = [" " + w for w in (*NAMES, *OBJECTS, *PLACES)] + list(FILLERS)
     templates = (*OPENINGS, *CLOSINGS, *THIRD_NAME_OPENINGS, *THIRD_NAME_CLOSINGS,
                  *HELD_OUT_OPENINGS, *HELD_OUT_CLOSINGS, *LEAD_INS, *DISTRACTOR_TEMPLATES,
                  *(ROLE_WORDS if role_words else ()), *(S_MIDDLES if s_middles else ()),
                  *(SELF_CLOSINGS if self_closings else ()),
                  *(CROWD_SENTENCES if crowd else ()),
-                 *(VARIED_OPENINGS if varied_pairs else ()))
+                 *(VARIED_OPENINGS if varied_pairs else ()),
+                 *(ROLL_CALL_FRAMES if roll_call else ()))
     for template in templates:
         for piece in pieces(_SLOT.sub("\n", template)):  # a break, so words never merge
             words.append(piece)

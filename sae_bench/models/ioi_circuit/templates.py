@@ -106,6 +106,25 @@ VARIED_OPENINGS = (
     "{A} was at the {place}, and so was {B}.",
 )
 
+# One-name sentences for episodes with no opening (`Mix.roll_call`). Such an episode's body is a
+# shuffled run of these, one per mention: IO once, S once, one or two other names two or three
+# times each; then a closing. Every name sits in the same kind of sentence, so neither its
+# position, the punctuation nor the words around it say which name is IO: only that IO is the
+# name said once and not repeated by the closing. A bag of the body's names minus S fails (the
+# other names outweigh IO, by varying counts); marking repeated names, as GPT-2 does, works.
+ROLL_CALL_FRAMES = (
+    "{X} sat down.",
+    "{X} was very happy.",
+    "{X} saw a {object}.",
+    "{X} went to the {place}.",
+    "{X} was at the {place}.",
+    "Then {X} found a {object}.",
+    "{X} walked in.",
+    "{X} was tired.",
+    "At the {place}, {X} sat down.",
+    "{X} liked the {object}.",
+)
+
 # Closings whose answer is S itself ({IO} is filled with S), chosen by the verb after S2
 # (`Mix.self_closings`): which name to move is then known only at END, so it cannot all be
 # worked out at S2 ("the name of the pair that is not me", what run r9 did) and copied.

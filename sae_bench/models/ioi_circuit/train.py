@@ -44,6 +44,7 @@ class TrainConfig(tiny_train.TrainConfig):
     self_closings: float = 0.0
     crowd: float = 0.0
     varied_pairs: float = 0.0
+    roll_call: float = 0.0
     max_fillers: int = 8
     # Steps of the curriculum's first phase (`corpus.SIMPLE` documents), then the mix above.
     simple_steps: int = 800
@@ -56,7 +57,8 @@ def corpus_spec(cfg: TrainConfig) -> tiny_train.CorpusSpec:
     mix = corpus.Mix(cast=cfg.cast, task_exact=cfg.task_exact, distractor=cfg.distractor,
                      third_name=cfg.third_name, role_words=cfg.role_words,
                      s_repeats=cfg.s_repeats, self_closings=cfg.self_closings,
-                     crowd=cfg.crowd, varied_pairs=cfg.varied_pairs, max_fillers=cfg.max_fillers)
+                     crowd=cfg.crowd, varied_pairs=cfg.varied_pairs, roll_call=cfg.roll_call,
+                     max_fillers=cfg.max_fillers)
 
     def sample(n: int, gen: torch.Generator, step: int | None) -> list[corpus.Document]:
         phase = corpus.SIMPLE if step is not None and step < cfg.simple_steps else mix
@@ -65,7 +67,8 @@ def corpus_spec(cfg: TrainConfig) -> tiny_train.CorpusSpec:
     def vocabulary() -> list[str]:
         return corpus.vocabulary(role_words=cfg.role_words > 0, s_middles=cfg.s_repeats > 0,
                                  self_closings=cfg.self_closings > 0, crowd=cfg.crowd > 0,
-                                 varied_pairs=cfg.varied_pairs > 0)
+                                 varied_pairs=cfg.varied_pairs > 0,
+                                 roll_call=cfg.roll_call > 0)
 
     return tiny_train.CorpusSpec(MODEL_NAME, vocabulary, sample)
 
