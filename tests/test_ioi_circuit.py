@@ -203,6 +203,37 @@ def test_stress_sets_place_roles_on_the_right_tokens(tokenizer):
     assert len(behaviour.UNSEEN_TEMPLATES) >= 5
 
 
+def test_roll_call_prompts_place_roles_on_the_right_tokens():
+    from sae_bench.models.ioi_circuit import roll_call
+
+    tok = build_tokenizer(corpus.vocabulary(roll_call=True), name="ioi-circuit")
+    items = roll_call.prompts(tok, 60, seed=0)
+    for p in items:
+        t = p.tokens.tolist()
+        assert t[p.io_pos] == p.io and t[p.s1_pos] == t[p.s2_pos] == p.s and t.count(p.io) == 1
+        assert p.s1_pos < p.s2_pos < p.end and t.count(p.s) == 2
+        assert t.count(p.d) >= 2 and all(t[q] not in (p.io, p.s) for q in p.d_first + p.d_later)
+        for q in p.d_later:  # each later mention has an earlier copy, the first mention none
+            assert len(roll_call._earlier_copies(p, q)) >= 1
+        assert all(len(roll_call._earlier_copies(p, q)) == 0 for q in p.d_first)
+    assert roll_call.prompts(tok, 5, seed=1)[0].tokens.tolist() == \
+        roll_call.prompts(tok, 5, seed=1)[0].tokens.tolist()
+
+
+def test_roll_call_measures_attention_shares_that_sum_within_one():
+    from sae_bench.models.ioi_circuit import roll_call
+
+    cfg = dataclasses.replace(TINY, roll_call=1.0)
+    model, config, tokenizer = train_raw(cfg, progress=False)
+    model.tokenizer = tokenizer
+    behaviour_, heads = roll_call.measure(model, roll_call.prompts(tokenizer, 20, seed=0))
+    assert behaviour_["n"] == 20 and 0.0 <= behaviour_["accuracy"] <= 1.0
+    assert set(heads) == {(0, 0), (0, 1)}
+    for row in heads.values():
+        shares = [row[c] for c in ("END>IO", "END>S1", "END>S2", "END>D")]
+        assert all(0.0 <= v <= 1.0 for v in shares) and sum(shares) <= 1.0 + 1e-5
+
+
 # --- training -----------------------------------------------------------------------------------
 
 
@@ -291,6 +322,7 @@ def test_shipped_heads_match_the_model_card(model):
 @pytest.mark.parametrize(("module", "args", "message"), [
     ("io_route", ["--assets", "{tmp}/none"], "asset config.json is missing"),
     ("circuit", ["--n", "0"], "need at least one prompt"),
+    ("roll_call", ["--n", "5"], "use a model trained with --roll-call"),
 ])
 def test_diagnostics_refuse_bad_input_in_one_line(tmp_path, module, args, message):
     """`python -m` diagnostics answer bad input like the CLI: one stderr line, exit code 2."""
