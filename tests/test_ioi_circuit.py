@@ -179,6 +179,18 @@ def test_roll_call_episodes_say_io_once_and_every_other_name_at_least_twice(toke
         corpus.Mix(cast=4, roll_call=0.5)
 
 
+def test_options_off_leave_the_shipped_recipes_text_unchanged():
+    """Corpus options draw nothing when off, so the shipped recipe keeps sampling the text (and
+    vocabulary) it was trained on. Pinned from the code of 8830255; a change here means the
+    shipped weights can no longer be reproduced from `recipe.json`."""
+    import hashlib
+
+    spec = corpus_spec(TrainConfig())
+    batches = [spec.sample(64, torch.Generator().manual_seed(0), step) for step in (0, 5000)]
+    text = "\n".join(d.text for b in batches for d in b) + "\n".join(spec.vocabulary())
+    assert hashlib.sha256(text.encode()).hexdigest()[:16] == "08498f5f48920de9"
+
+
 def test_answer_weights_land_on_every_episode_answer(tokenizer):
     docs = corpus.sample_documents(30, torch.Generator().manual_seed(0))
     tokens, weights = make_batch(tokenizer, docs, answer_weight=5.0)
