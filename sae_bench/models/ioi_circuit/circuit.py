@@ -186,6 +186,15 @@ def load_diagnosed_model(args: argparse.Namespace):
     return load_from(Path(args.assets)) if args.assets else load_model(args.model)
 
 
+def diagnosed_model(module: str, doc: str, argv: list[str] | None, *, n: int, seed: int):
+    """(args, model) for a diagnostic `python -m sae_bench.models.ioi_circuit.<module>` with only
+    `model_parser`'s options, defaulting to `n` prompts and `seed`."""
+    parser = model_parser(f"python -m sae_bench.models.ioi_circuit.{module}", doc.split("\n\n")[0])
+    parser.set_defaults(n=n, seed=seed)
+    args = parser.parse_args(argv)
+    return args, load_diagnosed_model(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = model_parser("python -m sae_bench.models.ioi_circuit.circuit",
                           __doc__.split("\n\n")[0])

@@ -139,14 +139,10 @@ def _label(role: str, offset: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sae_bench.models.ioi_circuit.circuit import load_diagnosed_model, model_parser
+    from sae_bench.models.ioi_circuit.circuit import diagnosed_model
     from sae_bench.tasks import get_task
 
-    parser = model_parser("python -m sae_bench.models.ioi_circuit.io_route",
-                          __doc__.split("\n\n")[0])
-    parser.set_defaults(n=300, seed=3)
-    args = parser.parse_args(argv)
-    model = load_diagnosed_model(args)
+    args, model = diagnosed_model("io_route", __doc__, argv, n=300, seed=3)
     data = get_task("ioi").build(model, n=args.n, seed=args.seed, split="eval")
     print("share of prompts answering the IO counterfactual's name, patching the residual "
           "stream at one position after layer L")

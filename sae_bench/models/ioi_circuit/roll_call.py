@@ -122,13 +122,9 @@ def _earlier_copies(p: RollCallPrompt, q: int) -> torch.Tensor:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sae_bench.models.ioi_circuit.circuit import load_diagnosed_model, model_parser
+    from sae_bench.models.ioi_circuit.circuit import diagnosed_model
 
-    parser = model_parser("python -m sae_bench.models.ioi_circuit.roll_call",
-                          __doc__.split("\n\n")[0])
-    parser.set_defaults(n=300, seed=4)
-    args = parser.parse_args(argv)
-    model = load_diagnosed_model(args)
+    args, model = diagnosed_model("roll_call", __doc__, argv, n=300, seed=4)
     behaviour, heads = measure(model, prompts(model.tokenizer, args.n, args.seed))
     print(f"roll-call prompts: n={behaviour['n']}  accuracy={behaviour['accuracy']:.3f}  "
           f"LD(IO-S)={behaviour['ld_io_s']:.2f}  LD(IO-D)={behaviour['ld_io_d']:.2f}")
