@@ -216,6 +216,13 @@ def _fill(draw: _Draw, cast: list[str]) -> dict[str, str]:
             "object2": draw.pick(OBJECTS)}
 
 
+def _with_fillers(draw: _Draw, ep: Episode, max_fillers: int) -> Episode:
+    """`ep` with 0..max_fillers FILLERS inserted at random points up to END."""
+    k = draw.int(max_fillers + 1)
+    slots = [draw.int(ep.end + 1) for _ in range(k)]
+    return insert_fillers(ep, slots, [draw.pick(FILLERS) for _ in range(k)])
+
+
 def _document(draw: _Draw, cast: list[str], n_ctx: int, mix: Mix) -> Document:
     budget = n_ctx - 2  # <bos> and <eos>
     sentences: list[tuple[list[str], int | None]] = []  # (pieces, answer piece index)
@@ -233,9 +240,8 @@ def _document(draw: _Draw, cast: list[str], n_ctx: int, mix: Mix) -> Document:
             piece_list, answer = template_pieces(draw.pick(DISTRACTOR_TEMPLATES), f)[0], None
         elif mix.roll_call > 0 and draw.coin(mix.roll_call):  # no draw when off
             ep = roll_call_episode(draw, draw.pick(LEAD_INS), draw.pick(CLOSINGS), f)
-            k = draw.int(mix.max_fillers // 2 + 1)  # fewer: the body is long already
-            slots = [draw.int(ep.end + 1) for _ in range(k)]
-            ep = insert_fillers(ep, slots, [draw.pick(FILLERS) for _ in range(k)])
+            # Fewer fillers: the body is long already.
+            ep = _with_fillers(draw, ep, mix.max_fillers // 2)
             piece_list, answer = ep.pieces, ep.answer
         else:
             opening = draw.pick(THIRD_NAME_OPENINGS if draw.coin(mix.third_name) else OPENINGS)
@@ -263,9 +269,7 @@ def _document(draw: _Draw, cast: list[str], n_ctx: int, mix: Mix) -> Document:
                 closing, answer_name = draw.pick(SELF_CLOSINGS), f["B"]  # S is f["B"]
             ep = episode(draw.pick(LEAD_INS), opening, closing, f["A"], f["B"], abb, f,
                          subject=subject, middles=middles, answer=answer_name, before=before)
-            k = draw.int(mix.max_fillers + 1)
-            slots = [draw.int(ep.end + 1) for _ in range(k)]
-            ep = insert_fillers(ep, slots, [draw.pick(FILLERS) for _ in range(k)])
+            ep = _with_fillers(draw, ep, mix.max_fillers)
             piece_list, answer = ep.pieces, ep.answer
         if used + len(piece_list) > budget:
             break
