@@ -179,6 +179,30 @@ def test_roll_call_episodes_say_io_once_and_every_other_name_at_least_twice(toke
         corpus.Mix(cast=4, roll_call=0.5)
 
 
+def test_echo_repeats_a_roll_call_names_first_sentence_word_for_word():
+    """`Mix.echo`: a repeated name's later roll-call sentences copy its first one (so the words
+    after a repeat are an induction target); IO and S still appear once; off, no copies."""
+    fill = {"A": "Mary", "B": "John", "C": "Kate", "D": "Bob", "E": "Anna",
+            "place": "store", "object": "drink"}
+
+    def sentences(ep, name):
+        text = "".join(ep.pieces[1: ep.s2 - 1])  # after the lead-in "Then", before the closing
+        return [s.strip() for s in text.split(".") if name in s.split()]
+
+    for echo, copies in ((1.0, True), (0.0, False)):
+        draw = corpus._Draw(torch.Generator().manual_seed(0))
+        same = []
+        for _ in range(100):
+            ep = corpus.roll_call_episode(draw, "Then", "{C} gave a drink to {IO}.", fill,
+                                          echo=echo)
+            assert ep.pieces[: ep.s2].count(" Mary") == 1 and ep.pieces[ep.answer] == " Mary"
+            said = sentences(ep, "Bob")
+            same.append(len(set(said)) == 1)
+        assert all(same) if copies else sum(same) < 20
+    with pytest.raises(ValueError, match="echo repeats roll-call sentences"):
+        corpus.Mix(echo=0.5)
+
+
 def test_options_off_leave_the_shipped_recipes_text_unchanged():
     """Corpus options draw nothing when off, so the shipped recipe keeps sampling the text (and
     vocabulary) it was trained on. Pinned from the code of 8830255; a change here means the

@@ -155,11 +155,14 @@ class _Draw:
         return float(torch.rand(1, generator=self.gen)) < p
 
 
-def roll_call_episode(draw: _Draw, lead_in: str, closing: str, fill: dict[str, str]) -> Episode:
+def roll_call_episode(draw: _Draw, lead_in: str, closing: str, fill: dict[str, str],
+                      echo: float = 0.0) -> Episode:
     """An episode with no opening (`Mix.roll_call`): lead-in, then a shuffled run of
     ROLL_CALL_FRAMES sentences naming IO (`fill["A"]`) once, S (`fill["B"]`) once, D two or
     three times and, half the time, E two or three times; then the closing with {C} = S.
-    `io` / `s1` index IO's and S's body mentions; `abb` order is whichever the shuffle gives."""
+    `io` / `s1` index IO's and S's body mentions; `abb` order is whichever the shuffle gives.
+    With chance `echo` a repeated name's later sentence repeats its first one word for word, so
+    the words after a repeat are predicted by looking back at the name's first mention."""
     io, s = fill["A"], fill["B"]
     mentions = [io, s] + [fill["D"]] * (2 + draw.int(2))
     if "E" in fill and draw.coin(0.5):
@@ -167,9 +170,14 @@ def roll_call_episode(draw: _Draw, lead_in: str, closing: str, fill: dict[str, s
     order = torch.randperm(len(mentions), generator=draw.gen).tolist()
     out = pieces(lead_in)
     where: dict[str, int] = {}
+    first: dict[str, tuple[list[str], dict[str, int]]] = {}
     for name in (mentions[i] for i in order):
-        frame = {"X": name, "place": draw.pick(PLACES), "object": draw.pick(OBJECTS)}
-        sentence, at = template_pieces(draw.pick(ROLL_CALL_FRAMES), frame)
+        if name in first and echo > 0 and draw.coin(echo):  # no draw when off
+            sentence, at = first[name]
+        else:
+            frame = {"X": name, "place": draw.pick(PLACES), "object": draw.pick(OBJECTS)}
+            sentence, at = template_pieces(draw.pick(ROLL_CALL_FRAMES), frame)
+        first.setdefault(name, (sentence, at))
         where.setdefault(name, len(out) + at["X"])
         out += sentence
     cl, cl_at = template_pieces(closing, {**fill, "C": s, "IO": io})
@@ -193,12 +201,15 @@ class Mix:
     crowd: float = 0.0  # chance that an episode has two CROWD_SENTENCES (D and E twice each)
     varied_pairs: float = 0.0  # chance that the opening is a VARIED_OPENINGS one
     roll_call: float = 0.0  # chance that an episode has no opening (`roll_call_episode`)
+    echo: float = 0.0  # chance that a roll call's repeat sentence copies the name's first one
 
     def __post_init__(self):
         for option in ("crowd", "roll_call"):  # both name D and E besides IO and S
             if getattr(self, option) > 0 and self.cast < 5:
                 raise ValueError(f"{option} episodes need a cast of 5 or more names, "
                                  f"not {self.cast}")
+        if self.echo > 0 and self.roll_call == 0:
+            raise ValueError("echo repeats roll-call sentences: set roll_call above 0 too")
 
 
 # The curriculum's first phase: one clean episode per document, names at nearly fixed offsets.
@@ -239,7 +250,8 @@ def _document(draw: _Draw, cast: list[str], n_ctx: int, mix: Mix) -> Document:
         if draw.coin(mix.distractor):
             piece_list, answer = template_pieces(draw.pick(DISTRACTOR_TEMPLATES), f)[0], None
         elif mix.roll_call > 0 and draw.coin(mix.roll_call):  # no draw when off
-            ep = roll_call_episode(draw, draw.pick(LEAD_INS), draw.pick(CLOSINGS), f)
+            ep = roll_call_episode(draw, draw.pick(LEAD_INS), draw.pick(CLOSINGS), f,
+                                   echo=mix.echo)
             # Fewer fillers: the body is long already.
             ep = _with_fillers(draw, ep, mix.max_fillers // 2)
             piece_list, answer = ep.pieces, ep.answer

@@ -45,6 +45,7 @@ class TrainConfig(tiny_train.TrainConfig):
     crowd: float = 0.0
     varied_pairs: float = 0.0
     roll_call: float = 0.0
+    echo: float = 0.0
     max_fillers: int = 8
     # Steps of the curriculum's first phase (`corpus.SIMPLE` documents), then the mix above.
     simple_steps: int = 800
@@ -58,7 +59,7 @@ def corpus_spec(cfg: TrainConfig) -> tiny_train.CorpusSpec:
                      third_name=cfg.third_name, role_words=cfg.role_words,
                      s_repeats=cfg.s_repeats, self_closings=cfg.self_closings,
                      crowd=cfg.crowd, varied_pairs=cfg.varied_pairs, roll_call=cfg.roll_call,
-                     max_fillers=cfg.max_fillers)
+                     echo=cfg.echo, max_fillers=cfg.max_fillers)
 
     def sample(n: int, gen: torch.Generator, step: int | None) -> list[corpus.Document]:
         phase = corpus.SIMPLE if step is not None and step < cfg.simple_steps else mix
