@@ -268,6 +268,9 @@ def test_roll_call_measures_attention_shares_that_sum_within_one():
     for row in heads.values():
         shares = [row[c] for c in ("END>IO", "END>S1", "END>S2", "END>D")]
         assert all(0.0 <= v <= 1.0 for v in shares) and sum(shares) <= 1.0 + 1e-5
+        # From a later mention: its earlier copies and the words after them are distinct keys.
+        assert 0.0 < row["Dn>D1"] and 0.0 < row["Dn>D1+1"]
+        assert row["Dn>D1"] + row["Dn>D1+1"] <= 1.0 + 1e-5
 
 
 # --- training -----------------------------------------------------------------------------------

@@ -6,8 +6,8 @@ closing with S2. Only a model trained with `--roll-call` knows their words.
 
 prints accuracy and mean logit differences at END (IO - S, and IO - the most repeated other
 name), then per head: mean attention from END to IO, S1, S2 and to all D mentions together,
-from S2 to S1 and from D's later mentions to its earlier ones (duplicate-token heads), and the
-head's direct logit attribution to IO - S. On these prompts a bag of the body's names gives D
+from S2 to S1, from D's later mentions to its earlier ones (duplicate-token heads) and to the
+tokens right after them (induction heads), and the head's direct logit attribution to IO - S. On these prompts a bag of the body's names gives D
 more weight than IO; GPT-2's circuit (name movers attending IO alone, told by S-inhibition
 which names are repeated) still answers IO.
 """
@@ -22,7 +22,7 @@ from sae_bench.errors import UserError
 from sae_bench.models.ioi_circuit import corpus
 from sae_bench.tasks.ioi.vocab import NAMES, OBJECTS, PLACES
 
-COLUMNS = ("END>IO", "END>S1", "END>S2", "END>D", "S2>S1", "Dn>D1", "DLA")
+COLUMNS = ("END>IO", "END>S1", "END>S2", "END>D", "S2>S1", "Dn>D1", "Dn>D1+1", "DLA")
 
 
 @dataclass(frozen=True)
@@ -101,12 +101,13 @@ def measure(model, items: list[RollCallPrompt]) -> tuple[dict[str, float],
             z = cache[f"blocks.{layer}.attn.hook_z"][0, p.end]  # [head, d_head]
             dla = torch.einsum("hd,hdm,m->h", z, model.W_O[layer], direction) / scale
             # A duplicate-token head attends from a later mention to the name's earlier ones.
-            dup = (torch.stack([pat[:, q, _earlier_copies(p, q)].sum(-1)
-                                for q in p.d_later]).mean(0)
-                   if p.d_later else torch.zeros(H))
+            # An induction head attends to the tokens right after those earlier mentions.
+            dup, ind = ((torch.stack([pat[:, q, _earlier_copies(p, q) + shift].sum(-1)
+                                      for q in p.d_later]).mean(0)
+                         if p.d_later else torch.zeros(H)) for shift in (0, 1))
             row = (pat[:, p.end, p.io_pos], pat[:, p.end, p.s1_pos], pat[:, p.end, p.s2_pos],
                    pat[:, p.end, list(p.d_first + p.d_later)].sum(-1),
-                   pat[:, p.s2_pos, p.s1_pos], dup, dla)
+                   pat[:, p.s2_pos, p.s1_pos], dup, ind, dla)
             sums[layer] += torch.stack(row, -1).double()
     n = len(items)
     behaviour = {"n": n, "accuracy": correct / n, "ld_io_s": ld_s / n, "ld_io_d": ld_d / n}
