@@ -31,14 +31,21 @@ def test_encode_decode(benchmark, arch_file):
     assert out.shape == x.shape
 
 
+# The quick pass (`--benchmark-disable`) checks that the run completes, on fewer prompts and
+# without the control baselines: a default run spends most of its time learning them, and
+# tests/test_host_transfers.py runs them through `sae-bench run`.
+QUICK = ["--n-eval", "40", "--n-fit", "1000", "--no-control-baselines"]
+
+
 def test_five_axis_run(benchmark, tmp_path):
-    """`sae-bench run` of one 512-latent SAE at ioi-tiny's main node (default prompt counts),
-    dictionaries cached after the first round."""
+    """`sae-bench run` of one 512-latent SAE at ioi-tiny's main node (default prompt counts and
+    control baselines), dictionaries cached after the first round."""
     cache = tmp_path / "cache"
+    size = [] if benchmark.enabled else QUICK
 
     def run():
         return main(["run", "--sae", str(SAE_FILE), "--model", "ioi-tiny", "--out",
-                     str(tmp_path / "run"), "--quiet", "--cache-dir", str(cache)])
+                     str(tmp_path / "run"), "--quiet", "--cache-dir", str(cache), *size])
 
     assert benchmark.pedantic(run, rounds=2, iterations=1) == 0
 
