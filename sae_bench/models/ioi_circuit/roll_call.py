@@ -7,9 +7,9 @@ closing with S2. Only a model trained with `--roll-call` knows their words.
 prints accuracy and mean logit differences at END (IO - S, and IO - the most repeated other
 name), then per head: mean attention from END to IO, S1, S2 and to all D mentions together,
 from S2 to S1, from D's later mentions to its earlier ones (duplicate-token heads) and to the
-tokens right after them (induction heads), and the head's direct logit attribution to IO - S. On these prompts a bag of the body's names gives D
-more weight than IO; GPT-2's circuit (name movers attending IO alone, told by S-inhibition
-which names are repeated) still answers IO.
+tokens right after them (induction heads), and the head's direct logit attribution to IO - S.
+On these prompts a bag of the body's names gives D more weight than IO; GPT-2's circuit (name
+movers attending IO alone, told by S-inhibition which names are repeated) still answers IO.
 """
 
 from __future__ import annotations
