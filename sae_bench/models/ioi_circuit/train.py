@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from sae_bench.models.ioi_circuit import corpus
+from sae_bench.models.ioi_circuit import corpus, interchange
 from sae_bench.models.ioi_circuit.model import MODEL_NAME, RETRAIN_COMMAND
 from sae_bench.models.ioi_tiny import train as tiny_train
 
@@ -49,6 +49,13 @@ class TrainConfig(tiny_train.TrainConfig):
     max_fillers: int = 8
     # Steps of the curriculum's first phase (`corpus.SIMPLE` documents), then the mix above.
     simple_steps: int = 800
+    # Interchange-intervention training (`interchange`): weight of its loss (0: off, nothing
+    # drawn), pairs per step, and the heads mapped to the circuit's nodes.
+    iit: float = 0.0
+    iit_batch: int = 32
+    iit_dup: str = "1.0"
+    iit_inh: str = "2.0,2.1"
+    iit_nm: str = "3.0,3.1"
     eval_n: int = 2000
 
 
@@ -71,7 +78,38 @@ def corpus_spec(cfg: TrainConfig) -> tiny_train.CorpusSpec:
                                  varied_pairs=cfg.varied_pairs > 0,
                                  roll_call=cfg.roll_call > 0)
 
-    return tiny_train.CorpusSpec(MODEL_NAME, vocabulary, sample)
+    return tiny_train.CorpusSpec(MODEL_NAME, vocabulary, sample,
+                                 extra_loss=iit_loss(cfg) if cfg.iit > 0 else None)
+
+
+# The last interchange step's accuracy per kind, for the monitor (`monitor` prints it).
+IIT_LAST: dict[str, float] = {}
+
+
+def circuit_map(cfg: TrainConfig) -> interchange.CircuitMap:
+    cmap = interchange.CircuitMap(interchange.parse_heads(cfg.iit_dup),
+                                  interchange.parse_heads(cfg.iit_inh),
+                                  interchange.parse_heads(cfg.iit_nm))
+    cmap.check(cfg.n_layers, cfg.n_heads)
+    return cmap
+
+
+def iit_loss(cfg: TrainConfig):
+    """The interchange loss at every step after the curriculum's simple phase, times `cfg.iit`."""
+    cmap = circuit_map(cfg)
+
+    def extra(model, gen: torch.Generator, step: int) -> torch.Tensor:
+        if step < cfg.simple_steps:
+            return torch.zeros(())
+        pairs = interchange.sample_pairs(model.tokenizer, cfg.iit_batch, gen,
+                                         max_fillers=cfg.max_fillers,
+                                         varied_pairs=cfg.varied_pairs)
+        loss, hits = interchange.interchange_loss(model, cmap, pairs)
+        IIT_LAST.clear()
+        IIT_LAST.update(hits)
+        return cfg.iit * loss
+
+    return extra
 
 
 def train_raw(cfg: TrainConfig, *, progress: bool = True):
@@ -100,8 +138,9 @@ def monitor(every: int, n: int = 300):
         rows = torch.arange(len(logits))
         ld = float((logits[rows, d.answer_ids] - logits[rows, d.distractor_ids]).mean())
         acc = float((logits.argmax(-1) == d.answer_ids).float().mean())
+        iit = "".join(f", {k} {v:.2f}" for k, v in IIT_LAST.items())
         print(f"step {step + 1}: {time.perf_counter() - start:.0f} s, task accuracy {acc:.3f}, "
-              f"mean LD {ld:.2f}", flush=True)
+              f"mean LD {ld:.2f}{iit}", flush=True)
         model.train()
 
     return on_step

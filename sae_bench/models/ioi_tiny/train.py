@@ -71,11 +71,14 @@ class CorpusSpec:
     """What the training loop needs from a model's corpus, so ioi-tiny and ioi-circuit share one
     loop: the model's name, its closed vocabulary, and a document sampler `sample(n, gen, step)`
     drawing only from `gen` (documents have `text` and `answer_starts`; `step` lets a corpus
-    follow a curriculum, None means the final distribution)."""
+    follow a curriculum, None means the final distribution), and optionally `extra_loss(model,
+    gen, step)`, a loss added to the language-modelling one at every step (drawing only from
+    `gen`, after the step's documents)."""
 
     model_name: str
     vocabulary: Callable[[], list[str]]
     sample: Callable[[int, torch.Generator, int | None], Sequence[Any]]
+    extra_loss: Callable[[Any, torch.Generator, int], torch.Tensor] | None = None
 
 
 def _tiny_sample(n: int, gen: torch.Generator, step: int | None) -> list[corpus.Document]:
@@ -169,6 +172,8 @@ def _train_raw(cfg: TrainConfig, progress: bool, source: CorpusSpec, on_step):
         logits = model(tokens[:, :-1])  # [b, L-1, d_vocab]
         nll = F.cross_entropy(logits.flatten(0, 1), tokens[:, 1:].flatten(), reduction="none")
         loss = (nll * weights.flatten()).sum() / weights.sum()
+        if source.extra_loss is not None:
+            loss = loss + source.extra_loss(model, gen, step)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         opt.zero_grad(set_to_none=True)

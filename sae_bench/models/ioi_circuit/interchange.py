@@ -1,0 +1,259 @@
+"""Interchange-intervention training (IIT): a loss that makes chosen heads carry the variables of
+GPT-2's IOI circuit, so the trained model computes IOI through them.
+
+Sixteen runs trained on IOI text alone (model card, runs r11-r27) all solved the task by where
+the pair sits, never through duplicate-token, S-inhibition and name-mover heads. IIT (Geiger et
+al. 2022; InterpBench's SIIT, Gupta et al. 2024) trains the circuit in instead of hoping for it:
+a high-level causal model of the task names what each node computes, nodes are mapped onto
+heads, and the low-level model is trained so that patching a head from another prompt changes
+the output exactly as patching its node changes the high-level model's.
+
+The high-level model (the IOI circuit of Wang et al. 2022, reduced to one variable per class):
+- DUP at S2 (duplicate-token heads): which slot of the opening's pair holds S1 (Pos);
+- INH at END (S-inhibition heads): DUP's value, moved to END;
+- NM at END (name movers): the pair's name at the slot INH does not mark; the model's answer.
+
+Pairs (base, source) share an episode's words and fillers, so every role sits at the same
+position in both; the source has other IO and S names and, half the time, the pair's order
+flipped (Pos). For each pair four patched runs of the base are trained to give:
+- NM heads at END patched from the source: the source's IO;
+- INH heads at END, or DUP heads at S2, patched: the base's name at the slot the source's S1
+  does not hold (base IO if Pos is unchanged, base S if flipped);
+- every other head patched from the source (at END only in layer 0, whose heads at other
+  positions may feed the circuit): the base's IO. This is SIIT's strictness term: without it a
+  shortcut next to the circuit keeps working.
+Gradients flow through the patched base runs only; the source run is a constant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from sae_bench.models.ioi_circuit import corpus
+from sae_bench.models.ioi_circuit.templates import (
+    CLOSINGS,
+    HELD_OUT_CLOSINGS,
+    HELD_OUT_OPENINGS,
+    LEAD_INS,
+    OPENINGS,
+    TASK_CLOSINGS,
+    TASK_OPENINGS,
+    THIRD_NAME_CLOSINGS,
+    THIRD_NAME_OPENINGS,
+    VARIED_OPENINGS,
+)
+from sae_bench.models.ioi_tiny.corpus import _distinct_allowed
+from sae_bench.tasks.ioi.prompts import PREFIX, TEMPLATES
+from sae_bench.tasks.ioi.vocab import NAMES
+
+Head = tuple[int, int]
+KINDS = ("nm", "inh", "dup", "strict")
+
+
+def parse_heads(text: str) -> tuple[Head, ...]:
+    """"3.0,3.1" -> ((3, 0), (3, 1)). Raises ValueError on anything else."""
+    out = []
+    for item in text.split(","):
+        layer, _, head = item.strip().partition(".")
+        if not (layer.isdigit() and head.isdigit()):
+            raise ValueError(f"expected heads as LAYER.HEAD[,LAYER.HEAD...], got {text!r}")
+        out.append((int(layer), int(head)))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class CircuitMap:
+    """Which heads implement which node of the high-level model."""
+
+    dup: tuple[Head, ...]
+    inh: tuple[Head, ...]
+    nm: tuple[Head, ...]
+
+    def check(self, n_layers: int, n_heads: int) -> None:
+        heads = self.dup + self.inh + self.nm
+        for layer, head in heads:
+            if not (0 <= layer < n_layers and 0 <= head < n_heads):
+                raise ValueError(f"head {layer}.{head} is not in a {n_layers}x{n_heads} model")
+        if len(set(heads)) != len(heads):
+            raise ValueError("a head is mapped to two nodes of the circuit")
+        # Each node reads the one before it, so it must sit in a later layer.
+        if not (max(h[0] for h in self.dup) < min(h[0] for h in self.inh)
+                and max(h[0] for h in self.inh) < min(h[0] for h in self.nm)):
+            raise ValueError("the circuit's heads must be in layers DUP < INH < NM")
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """A batch of (base, source) prompts, right-padded, that end at END: tokens [b, L] each,
+    END and S2 positions [b], and the four kinds' labels [b]."""
+
+    base: torch.Tensor
+    source: torch.Tensor
+    end: torch.Tensor
+    s2: torch.Tensor
+    labels: dict[str, torch.Tensor]
+
+
+# Where a pair's episode comes from: the training templates with fillers, the task's own prompts
+# (`tasks.ioi.prompts`, no fillers), or the openings and closings no training episode uses.
+TEMPLATE_SETS = ("train", "task", "held_out")
+
+
+def _episode(draw: corpus._Draw, names: list[str], max_fillers: int, varied_pairs: float,
+             templates: str) -> corpus.Episode:
+    """An episode with IO = names[0], S = names[1] and third name names[2] (`TEMPLATE_SETS`)."""
+    fill = {"A": names[0], "B": names[1], "D": names[2], "place": draw.pick(corpus.PLACES),
+            "object": draw.pick(corpus.OBJECTS)}
+    if templates == "task":
+        t = draw.int(len(TEMPLATES))
+        return corpus.episode(PREFIX.strip(), TASK_OPENINGS[t], TASK_CLOSINGS[t] + " {IO}.",
+                              names[0], names[1], draw.coin(0.5), fill)
+    if templates == "held_out":
+        opening, closing = draw.pick(HELD_OUT_OPENINGS), draw.pick(HELD_OUT_CLOSINGS)
+    else:
+        opening = draw.pick(OPENINGS + THIRD_NAME_OPENINGS)
+        if varied_pairs > 0 and draw.coin(varied_pairs):
+            opening = draw.pick(VARIED_OPENINGS)
+        closing = draw.pick(CLOSINGS + THIRD_NAME_CLOSINGS)
+    ep = corpus.episode(draw.pick(LEAD_INS), opening, closing, names[0], names[1],
+                        draw.coin(0.5), fill)
+    return corpus._with_fillers(draw, ep, max_fillers)
+
+
+def sample_pairs(tokenizer, n: int, gen: torch.Generator, max_fillers: int = 8,
+                 varied_pairs: float = 0.0, templates: str = "train") -> Pairs:
+    """`n` (base, source) pairs drawn from `gen` only (episodes as in `_episode`). Every name
+    pair within a prompt (base and source names together) is allowed in training (no held-out
+    pair)."""
+    draw = corpus._Draw(gen)
+    casts = _distinct_allowed(n, 5, gen)  # base IO, base S, third name, source IO, source S
+    flips = torch.rand(n, generator=gen) < 0.5
+    bases, sources, ends, s2s = [], [], [], []
+    labels: dict[str, list[int]] = {k: [] for k in KINDS}
+    for i in range(n):
+        names = [NAMES[int(j)] for j in casts[i]]
+        ep = _episode(draw, names, max_fillers, varied_pairs, templates)
+        prompt = ep.pieces[: ep.end + 1]
+        src = list(prompt)
+        # The source's names at the base's slots: Pos flipped puts its S where the base's IO is.
+        s_at, io_at = (ep.io, ep.s1) if flips[i] else (ep.s1, ep.io)
+        src[s_at], src[io_at], src[ep.s2] = " " + names[4], " " + names[3], " " + names[4]
+        ids = [tokenizer.convert_tokens_to_ids(corpus.spaced(p, first=True)) for p in (prompt, src)]
+        bases.append([tokenizer.bos_token_id, *ids[0]])
+        sources.append([tokenizer.bos_token_id, *ids[1]])
+        ends.append(ep.end + 1)  # +1 for <bos>
+        s2s.append(ep.s2 + 1)
+        io, s, src_io = (tokenizer.convert_tokens_to_ids(" " + names[j]) for j in (0, 1, 3))
+        labels["nm"].append(src_io)
+        labels["inh"].append(s if flips[i] else io)
+        labels["dup"].append(s if flips[i] else io)
+        labels["strict"].append(io)
+    length = max(map(len, bases))
+
+    def pad(rows: list[list[int]]) -> torch.Tensor:
+        return torch.tensor([r + [tokenizer.pad_token_id] * (length - len(r)) for r in rows])
+
+    return Pairs(pad(bases), pad(sources), torch.tensor(ends), torch.tensor(s2s),
+                 {k: torch.tensor(v) for k, v in labels.items()})
+
+
+def patch_masks(cmap: CircuitMap, pairs: Pairs, n_layers: int, n_heads: int
+                ) -> dict[int, torch.Tensor]:
+    """Per layer, a bool [4b, L, heads] mask of the (row, position, head) entries of `hook_z`
+    taken from the source; rows are the four kinds of `KINDS` in order, b rows each."""
+    b, length = pairs.base.shape
+    rows = torch.arange(b)
+    masks = {layer: torch.zeros(len(KINDS) * b, length, n_heads, dtype=torch.bool)
+             for layer in range(n_layers)}
+    mapped = set(cmap.dup + cmap.inh + cmap.nm)
+    for k, kind in enumerate(KINDS):
+        block = slice(k * b, (k + 1) * b)
+        if kind == "strict":
+            for layer in range(n_layers):
+                for head in range(n_heads):
+                    if (layer, head) in mapped:
+                        continue
+                    if layer == 0:
+                        masks[layer][block][rows, pairs.end, head] = True
+                    else:
+                        masks[layer][block][:, :, head] = True
+            continue
+        heads = {"nm": cmap.nm, "inh": cmap.inh, "dup": cmap.dup}[kind]
+        where = pairs.s2 if kind == "dup" else pairs.end
+        for layer, head in heads:
+            masks[layer][block][rows, where, head] = True
+    return masks
+
+
+def interchange_loss(model, cmap: CircuitMap,
+                     pairs: Pairs) -> tuple[torch.Tensor, dict[str, float]]:
+    """Mean cross-entropy of the four kinds' patched runs against their labels, and each kind's
+    accuracy (top-1 equals the label)."""
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    masks = patch_masks(cmap, pairs, n_layers, n_heads)
+    k = len(KINDS)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(pairs.source,
+                                        names_filter=lambda name: name.endswith("attn.hook_z"))
+
+    def hook(layer: int):
+        source = cache[f"blocks.{layer}.attn.hook_z"].repeat(k, 1, 1, 1)
+        mask = masks[layer][..., None]
+
+        def fn(z, hook):
+            return torch.where(mask, source, z)
+        return fn
+
+    hooks = [(f"blocks.{layer}.attn.hook_z", hook(layer)) for layer in range(n_layers)
+             if masks[layer].any()]
+    logits = model.run_with_hooks(pairs.base.repeat(k, 1), fwd_hooks=hooks)
+    rows = torch.arange(len(logits))
+    end_logits = logits[rows, pairs.end.repeat(k)]  # [k*b, vocab]
+    labels = torch.cat([pairs.labels[kind] for kind in KINDS])
+    loss = F.cross_entropy(end_logits, labels)
+    hit = (end_logits.argmax(-1) == labels).float().view(k, -1).mean(1)
+    return loss, {kind: float(h) for kind, h in zip(KINDS, hit, strict=True)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print each kind's interchange accuracy and the loss of a model under a circuit map."""
+    import argparse
+    from pathlib import Path
+
+    from sae_bench.errors import UserError
+
+    parser = argparse.ArgumentParser(prog="python -m sae_bench.models.ioi_circuit.interchange",
+                                     description=main.__doc__)
+    parser.add_argument("--assets", type=Path, required=True, help="a trained model's folder")
+    parser.add_argument("--dup", default="1.0")
+    parser.add_argument("--inh", default="2.0,2.1")
+    parser.add_argument("--nm", default="3.0,3.1")
+    parser.add_argument("--n", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    from sae_bench.models.ioi_circuit.model import load_from
+
+    model = load_from(args.assets)
+    try:
+        cmap = CircuitMap(parse_heads(args.dup), parse_heads(args.inh), parse_heads(args.nm))
+        cmap.check(model.cfg.n_layers, model.cfg.n_heads)
+    except ValueError as e:
+        raise UserError(f"{e}; pass --dup, --inh and --nm as LAYER.HEAD lists") from None
+    print("templates  " + "  ".join(f"{k:>6}" for k in KINDS) + "    loss")
+    for templates in TEMPLATE_SETS:
+        pairs = sample_pairs(model.tokenizer, args.n, torch.Generator().manual_seed(args.seed),
+                             templates=templates)
+        with torch.no_grad():
+            loss, hits = interchange_loss(model, cmap, pairs)
+        print(f"{templates:<9}  " + "  ".join(f"{hits[k]:6.3f}" for k in KINDS)
+              + f"  {float(loss):6.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    from sae_bench.errors import run_script
+
+    raise SystemExit(run_script(main, "python -m sae_bench.models.ioi_circuit.interchange"))
