@@ -362,13 +362,14 @@ def test_shipped_heads_match_the_model_card(model):
     ("io_route", ["--assets", "{tmp}/none"], "asset config.json is missing"),
     ("circuit", ["--n", "0"], "need at least one prompt"),
     ("roll_call", ["--n", "5"], "use a model trained with --roll-call"),
+    ("interchange", ["--assets", "{shipped}", "--nm", "9.9"], "head 9.9 is not in a 4x4 model"),
 ])
 def test_diagnostics_refuse_bad_input_in_one_line(tmp_path, module, args, message):
     """`python -m` diagnostics answer bad input like the CLI: one stderr line, exit code 2."""
     import subprocess
     import sys
 
-    argv = [a.format(tmp=tmp_path) for a in args]
+    argv = [a.format(tmp=tmp_path, shipped=asset_dir()) for a in args]
     done = subprocess.run([sys.executable, "-m", f"sae_bench.models.ioi_circuit.{module}",
                            *argv], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
