@@ -3,6 +3,8 @@ the pairs, the labels of the high-level circuit, and the labels checked against 
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -100,10 +102,14 @@ def test_bad_circuit_maps_are_refused(dup, inh, nm, problem):
         circuit_train.circuit_map(cfg)
 
 
-def test_interchange_loss_joins_training_only_when_on():
-    assert circuit_train.corpus_spec(circuit_train.TrainConfig()).extra_loss is None
-    cfg = circuit_train.TrainConfig(n_layers=4, d_model=32, n_heads=4, attn_only=True, steps=2,
-                                    simple_steps=0, iit=1.0, iit_batch=4, batch_size=4)
+def test_interchange_training_is_deterministic_and_changes_the_weights():
+    cfg = circuit_train.TrainConfig(n_layers=4, d_model=32, n_heads=4, attn_only=True, steps=3,
+                                    simple_steps=0, iit_batch=4, batch_size=4)
+    on = dataclasses.replace(cfg, iit=1.0)
     circuit_train.IIT_LAST.clear()
-    circuit_train.train_raw(cfg, progress=False)
+    first, again, off = (circuit_train.train_raw(c, progress=False)[0].state_dict()
+                         for c in (on, on, cfg))
     assert set(circuit_train.IIT_LAST) == set(iit.KINDS)
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not all(torch.equal(first[k], off[k]) for k in first)
+    assert circuit_train.corpus_spec(cfg).extra_loss is None
