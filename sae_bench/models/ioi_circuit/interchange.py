@@ -22,7 +22,7 @@ flipped (Pos). For each pair four patched runs of the base are trained to give:
 - every other head patched from the source (at END only in layer 0, whose heads at other
   positions may feed the circuit): the base's IO. This is SIIT's strictness term: without it a
   shortcut next to the circuit keeps working.
-Gradients flow through the patched base runs only; the source run is a constant.
+Gradients flow through the source run as well as the patched base runs.
 """
 
 from __future__ import annotations
@@ -195,9 +195,17 @@ def interchange_loss(model, cmap: CircuitMap,
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     masks = patch_masks(cmap, pairs, n_layers, n_heads)
     k = len(KINDS)
-    with torch.no_grad():
-        _, cache = model.run_with_cache(pairs.source,
-                                        names_filter=lambda name: name.endswith("attn.hook_z"))
+    # Not detached (`run_with_cache` would detach): the loss trains the patched heads' work on
+    # the source too. Without it the name movers get no gradient to attend IO alone in the
+    # source, and a model that sends both names through them and subtracts S later sits at
+    # chance on the patched runs (measured: 0.52 over 300 pairs after 2,000 steps).
+    cache: dict[str, torch.Tensor] = {}
+
+    def keep(z, hook):
+        cache[hook.name] = z
+
+    model.run_with_hooks(pairs.source, fwd_hooks=[
+        (f"blocks.{layer}.attn.hook_z", keep) for layer in range(n_layers) if masks[layer].any()])
 
     def hook(layer: int):
         source = cache[f"blocks.{layer}.attn.hook_z"].repeat(k, 1, 1, 1)
