@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from sae_bench.models.ioi_circuit import corpus
+from sae_bench.models.ioi_circuit.circuit import Head
 from sae_bench.models.ioi_circuit.templates import (
     CLOSINGS,
     HELD_OUT_CLOSINGS,
@@ -49,7 +50,6 @@ from sae_bench.models.ioi_tiny.corpus import _distinct_allowed
 from sae_bench.tasks.ioi.prompts import PREFIX, TEMPLATES
 from sae_bench.tasks.ioi.vocab import NAMES
 
-Head = tuple[int, int]
 KINDS = ("nm", "inh", "dup", "strict")
 
 
