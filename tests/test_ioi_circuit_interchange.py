@@ -85,9 +85,14 @@ def test_patch_masks_touch_only_the_mapped_heads_at_their_roles(tokenizer):
     assert masks[3][nm].sum() == 2 * b and masks[3][nm][rows, pairs.end][:, :2].all()
     assert masks[2][inh].sum() == 2 * b and masks[2][inh][rows, pairs.end][:, :2].all()
     assert masks[1][dup].sum() == b and masks[1][dup][rows, pairs.s2, 0].all()
-    assert masks[0][strict].sum() == 4 * b  # layer 0 at END only
-    assert not masks[1][strict][..., 0].any() and masks[1][strict][..., 1:].all()
-    assert not masks[3][strict][..., :2].any() and masks[3][strict][..., 2:].all()
+    # Strictness: every head at every position, but the nodes at their roles.
+    length = pairs.base.shape[1]
+    assert masks[0][strict].all()
+    assert masks[1][strict].sum() == 4 * b * length - b
+    assert not masks[1][strict][rows, pairs.s2, 0].any()
+    for layer in (2, 3):
+        assert masks[layer][strict].sum() == 4 * b * length - 2 * b
+        assert not masks[layer][strict][rows, pairs.end][:, :2].any()
 
 
 @pytest.mark.parametrize("dup, inh, nm, problem", [

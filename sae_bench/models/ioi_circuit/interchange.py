@@ -19,9 +19,11 @@ flipped (Pos). For each pair four patched runs of the base are trained to give:
 - NM heads at END patched from the source: the source's IO;
 - INH heads at END, or DUP heads at S2, patched: the base's name at the slot the source's S1
   does not hold (base IO if Pos is unchanged, base S if flipped);
-- every other head patched from the source (at END only in layer 0, whose heads at other
-  positions may feed the circuit): the base's IO. This is SIIT's strictness term: without it a
-  shortcut next to the circuit keeps working.
+- every head at every position patched from the source, except the circuit's nodes (DUP heads
+  at S2, INH and NM heads at END): the base's IO. This is SIIT's strictness term: without it a
+  shortcut next to the circuit keeps working. It covers the mapped heads at other positions and
+  layer 0 too: with layer 0 left free at all but END, a fine-tune of run r22 gathered the pair at
+  another position, the name movers read it there (IO and S alike) and S was subtracted at END.
 Gradients flow through the source run as well as the patched base runs.
 """
 
@@ -168,23 +170,14 @@ def patch_masks(cmap: CircuitMap, pairs: Pairs, n_layers: int, n_heads: int
     rows = torch.arange(b)
     masks = {layer: torch.zeros(len(KINDS) * b, length, n_heads, dtype=torch.bool)
              for layer in range(n_layers)}
-    mapped = set(cmap.dup + cmap.inh + cmap.nm)
-    for k, kind in enumerate(KINDS):
-        block = slice(k * b, (k + 1) * b)
-        if kind == "strict":
-            for layer in range(n_layers):
-                for head in range(n_heads):
-                    if (layer, head) in mapped:
-                        continue
-                    if layer == 0:
-                        masks[layer][block][rows, pairs.end, head] = True
-                    else:
-                        masks[layer][block][:, :, head] = True
-            continue
-        heads = {"nm": cmap.nm, "inh": cmap.inh, "dup": cmap.dup}[kind]
-        where = pairs.s2 if kind == "dup" else pairs.end
+    roles = {"nm": (cmap.nm, pairs.end), "inh": (cmap.inh, pairs.end), "dup": (cmap.dup, pairs.s2)}
+    strict = slice((len(KINDS) - 1) * b, len(KINDS) * b)
+    for layer in masks:
+        masks[layer][strict] = True  # every head everywhere, but for the circuit's nodes:
+    for k, (heads, where) in enumerate(roles.values()):
         for layer, head in heads:
-            masks[layer][block][rows, where, head] = True
+            masks[layer][k * b:(k + 1) * b][rows, where, head] = True
+            masks[layer][strict][rows, where, head] = False
     return masks
 
 
