@@ -50,8 +50,9 @@ class TrainConfig(tiny_train.TrainConfig):
     # Steps of the curriculum's first phase (`corpus.SIMPLE` documents), then the mix above.
     simple_steps: int = 800
     # Interchange-intervention training (`interchange`): weight of its loss (0: off, nothing
-    # drawn), pairs per step, and the heads mapped to the circuit's nodes.
+    # drawn), the step it starts at, pairs per step, and the heads mapped to the circuit's nodes.
     iit: float = 0.0
+    iit_from_step: int = 0
     iit_batch: int = 32
     iit_dup: str = "1.0"
     iit_inh: str = "2.0,2.1"
@@ -95,11 +96,11 @@ def circuit_map(cfg: TrainConfig) -> interchange.CircuitMap:
 
 
 def iit_loss(cfg: TrainConfig):
-    """The interchange loss at every step after the curriculum's simple phase, times `cfg.iit`."""
+    """The interchange loss from step `cfg.iit_from_step` on, times `cfg.iit`."""
     cmap = circuit_map(cfg)
 
     def extra(model, gen: torch.Generator, step: int) -> torch.Tensor:
-        if step < cfg.simple_steps:
+        if step < cfg.iit_from_step:
             return torch.zeros(())
         pairs = interchange.sample_pairs(model.tokenizer, cfg.iit_batch, gen,
                                          max_fillers=cfg.max_fillers,
