@@ -71,6 +71,10 @@ def test_labels_agree_with_a_hand_set_circuit_and_a_wrong_map_fails():
         _, half_inh = iit.interchange_loss(
             model, iit.CircuitMap(PLANTED_MAP.dup, ((1, 1),), PLANTED_MAP.nm), pairs)
     assert hits == {"nm": 1.0, "inh": 1.0, "dup": 1.0, "strict": 1.0}
+    one = iit.sample_pairs(model.tokenizer, 100, torch.Generator().manual_seed(0),
+                           templates="task", strictness="one")
+    with torch.no_grad():
+        assert iit.interchange_loss(model, PLANTED_MAP, one)[1]["strict"] == 1.0
     assert idle_dup["dup"] < 0.7  # head 0.1 carries nothing: the flipped half keeps base IO
     # 1.1 moves the S token, not Pos; 1.0 left out of the map is patched by the strict term.
     assert half_inh["inh"] < 0.7 and half_inh["strict"] < 0.7
@@ -118,3 +122,19 @@ def test_interchange_training_is_deterministic_and_changes_the_weights():
     assert all(torch.equal(first[k], again[k]) for k in first)
     assert not all(torch.equal(first[k], off[k]) for k in first)
     assert circuit_train.corpus_spec(cfg).extra_loss is None
+
+
+def test_strictness_one_patches_one_drawn_head_per_pair(tokenizer):
+    pairs = iit.sample_pairs(tokenizer, 64, torch.Generator().manual_seed(0), strictness="one")
+    cmap = iit.CircuitMap(((1, 0),), ((2, 0), (2, 1)), ((3, 0), (3, 1)))
+    masks = iit.patch_masks(cmap, pairs, 4, 4)
+    strict = torch.stack([masks[layer][3 * 64:] for layer in range(4)], 1)  # [b, layer, L, head]
+    length = pairs.base.shape[1]
+    heads = strict.any(2).flatten(1)  # [b, layer * head]
+    assert (heads.sum(1) == 1).all() and heads.any(0).sum() >= 12  # one each, most drawn
+    for r in range(64):
+        layer, head = divmod(int(heads[r].nonzero()), 4)
+        node = (layer, head) in cmap.dup + cmap.inh + cmap.nm
+        assert int(strict[r, layer, :, head].sum()) == length - node
+    assert pairs.pick is not None
+    assert iit.sample_pairs(tokenizer, 4, torch.Generator().manual_seed(0)).pick is None

@@ -53,6 +53,10 @@ from sae_bench.tasks.ioi.prompts import PREFIX, TEMPLATES
 from sae_bench.tasks.ioi.vocab import NAMES
 
 KINDS = ("nm", "inh", "dup", "strict")
+# What the strict run patches: every head at every position but the circuit's nodes ("all"), or
+# one head drawn per pair, at every position but where it is a node ("one"; InterpBench's SIIT
+# ablates sampled nodes, not all at once).
+STRICTNESS = ("all", "one")
 
 
 def parse_heads(text: str) -> tuple[Head, ...]:
@@ -97,6 +101,9 @@ class Pairs:
     end: torch.Tensor
     s2: torch.Tensor
     labels: dict[str, torch.Tensor]
+    # Per pair, a number in [0, 1) that picks the one head the strict run patches (`STRICTNESS`
+    # "one"); None when every head is patched ("all").
+    pick: torch.Tensor | None = None
 
 
 # Where a pair's episode comes from: the training templates with fillers, the task's own prompts
@@ -126,10 +133,11 @@ def _episode(draw: corpus._Draw, names: list[str], max_fillers: int, varied_pair
 
 
 def sample_pairs(tokenizer, n: int, gen: torch.Generator, max_fillers: int = 8,
-                 varied_pairs: float = 0.0, templates: str = "train") -> Pairs:
+                 varied_pairs: float = 0.0, templates: str = "train",
+                 strictness: str = "all") -> Pairs:
     """`n` (base, source) pairs drawn from `gen` only (episodes as in `_episode`). Every name
     pair within a prompt (base and source names together) is allowed in training (no held-out
-    pair)."""
+    pair). `strictness` (`STRICTNESS`): "one" also draws each pair's `pick`."""
     draw = corpus._Draw(gen)
     casts = _distinct_allowed(n, 5, gen)  # base IO, base S, third name, source IO, source S
     flips = torch.rand(n, generator=gen) < 0.5
@@ -158,8 +166,9 @@ def sample_pairs(tokenizer, n: int, gen: torch.Generator, max_fillers: int = 8,
     def pad(rows: list[list[int]]) -> torch.Tensor:
         return torch.tensor([r + [tokenizer.pad_token_id] * (length - len(r)) for r in rows])
 
+    pick = torch.rand(n, generator=gen) if strictness == "one" else None
     return Pairs(pad(bases), pad(sources), torch.tensor(ends), torch.tensor(s2s),
-                 {k: torch.tensor(v) for k, v in labels.items()})
+                 {k: torch.tensor(v) for k, v in labels.items()}, pick)
 
 
 def patch_masks(cmap: CircuitMap, pairs: Pairs, n_layers: int, n_heads: int
@@ -172,8 +181,14 @@ def patch_masks(cmap: CircuitMap, pairs: Pairs, n_layers: int, n_heads: int
              for layer in range(n_layers)}
     roles = {"nm": (cmap.nm, pairs.end), "inh": (cmap.inh, pairs.end), "dup": (cmap.dup, pairs.s2)}
     strict = slice((len(KINDS) - 1) * b, len(KINDS) * b)
-    for layer in masks:
-        masks[layer][strict] = True  # every head everywhere, but for the circuit's nodes:
+    if pairs.pick is None:
+        for layer in masks:
+            masks[layer][strict] = True  # every head everywhere, but for the circuit's nodes:
+    else:  # one head per pair, everywhere, but where it is a node:
+        which = (pairs.pick * n_layers * n_heads).long()
+        for r in range(b):
+            layer, head = divmod(int(which[r]), n_heads)
+            masks[layer][strict][r, :, head] = True
     for k, (heads, where) in enumerate(roles.values()):
         for layer, head in heads:
             masks[layer][k * b:(k + 1) * b][rows, where, head] = True
@@ -234,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nm", default="3.0,3.1")
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--strictness", choices=STRICTNESS, default="all")
     args = parser.parse_args(argv)
     from sae_bench.models.ioi_circuit.model import load_from
 
@@ -246,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     print("templates  " + "  ".join(f"{k:>6}" for k in KINDS) + "    loss")
     for templates in TEMPLATE_SETS:
         pairs = sample_pairs(model.tokenizer, args.n, torch.Generator().manual_seed(args.seed),
-                             templates=templates)
+                             templates=templates, strictness=args.strictness)
         with torch.no_grad():
             loss, hits = interchange_loss(model, cmap, pairs)
         print(f"{templates:<9}  " + "  ".join(f"{hits[k]:6.3f}" for k in KINDS)

@@ -54,6 +54,7 @@ class TrainConfig(tiny_train.TrainConfig):
     iit: float = 0.0
     iit_from_step: int = 0
     iit_batch: int = 32
+    iit_strictness: str = "all"  # `interchange.STRICTNESS`
     iit_dup: str = "1.0"
     iit_inh: str = "2.0,2.1"
     iit_nm: str = "3.0,3.1"
@@ -92,6 +93,9 @@ def circuit_map(cfg: TrainConfig) -> interchange.CircuitMap:
                                   interchange.parse_heads(cfg.iit_inh),
                                   interchange.parse_heads(cfg.iit_nm))
     cmap.check(cfg.n_layers, cfg.n_heads)
+    if cfg.iit_strictness not in interchange.STRICTNESS:
+        raise ValueError(f"--iit-strictness must be one of {', '.join(interchange.STRICTNESS)}, "
+                         f"not {cfg.iit_strictness!r}")
     return cmap
 
 
@@ -104,7 +108,8 @@ def iit_loss(cfg: TrainConfig):
             return torch.zeros(())
         pairs = interchange.sample_pairs(model.tokenizer, cfg.iit_batch, gen,
                                          max_fillers=cfg.max_fillers,
-                                         varied_pairs=cfg.varied_pairs)
+                                         varied_pairs=cfg.varied_pairs,
+                                         strictness=cfg.iit_strictness)
         loss, hits = interchange.interchange_loss(model, cmap, pairs)
         IIT_LAST.clear()
         IIT_LAST.update(hits)
