@@ -156,7 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     args, cfg = tiny_train.parse_recipe_args(
         argv, TrainConfig, "python -m sae_bench.models.ioi_circuit.train", __doc__.split("\n\n")[0])
 
+    from sae_bench.errors import UserError
     from sae_bench.models.ioi_circuit.behaviour import behaviour_metrics, format_behaviour
+
+    if cfg.iit > 0:  # refuse a bad circuit map before training, in one line
+        try:
+            circuit_map(cfg)
+        except ValueError as e:
+            raise UserError(f"{e}; map heads as LAYER.HEAD lists with --iit-dup, --iit-inh, "
+                            "--iit-nm") from None
 
     with tiny_train.fixed_threads(cfg.threads):
         model, config, err, wall = tiny_train.train(
