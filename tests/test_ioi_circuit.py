@@ -365,6 +365,7 @@ def test_shipped_heads_match_the_model_card(model):
     ("interchange", ["--assets", "{shipped}", "--nm", "9.9"], "head 9.9 is not in a 4x4 model"),
     ("train", ["--out", "{tmp}/x", "--iit", "1", "--iit-strictness", "some"],
      "--iit-strictness must be one of all, one"),
+    ("train", ["--out", "{tmp}/x", "--echo", "0.5"], "set roll_call above 0 too"),
 ])
 def test_diagnostics_refuse_bad_input_in_one_line(tmp_path, module, args, message):
     """`python -m` diagnostics answer bad input like the CLI: one stderr line, exit code 2."""

@@ -159,16 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     from sae_bench.errors import UserError
     from sae_bench.models.ioi_circuit.behaviour import behaviour_metrics, format_behaviour
 
-    if cfg.iit > 0:  # refuse a bad circuit map before training, in one line
-        try:
-            circuit_map(cfg)
-        except ValueError as e:
-            raise UserError(f"{e}; map heads as LAYER.HEAD lists with --iit-dup, --iit-inh, "
-                            "--iit-nm") from None
+    try:  # refuse a bad corpus mix or circuit map before training, in one line
+        spec = corpus_spec(cfg)
+    except ValueError as e:
+        raise UserError(f"{e} (see --help for the recipe's flags)") from None
 
     with tiny_train.fixed_threads(cfg.threads):
         model, config, err, wall = tiny_train.train(
-            cfg, progress=not args.no_progress, source=corpus_spec(cfg),
+            cfg, progress=not args.no_progress, source=spec,
             on_step=monitor(0 if args.no_progress else 250))
         print(f"trained in {wall:.1f} s; processing changed centred logits by at most "
               + ", ".join(f"{e:.1e} ({dtype})" for dtype, e in err.items()))
