@@ -213,8 +213,9 @@ def interchange_loss(model, cmap: CircuitMap,
     def keep(z, hook):
         cache[hook.name] = z
 
-    model.run_with_hooks(pairs.source, fwd_hooks=[
-        (f"blocks.{layer}.attn.hook_z", keep) for layer in range(n_layers) if masks[layer].any()])
+    patched = [layer for layer in range(n_layers) if masks[layer].any()]
+    model.run_with_hooks(pairs.source,
+                         fwd_hooks=[(f"blocks.{layer}.attn.hook_z", keep) for layer in patched])
 
     def hook(layer: int):
         source = cache[f"blocks.{layer}.attn.hook_z"].repeat(k, 1, 1, 1)
@@ -224,8 +225,7 @@ def interchange_loss(model, cmap: CircuitMap,
             return torch.where(mask, source, z)
         return fn
 
-    hooks = [(f"blocks.{layer}.attn.hook_z", hook(layer)) for layer in range(n_layers)
-             if masks[layer].any()]
+    hooks = [(f"blocks.{layer}.attn.hook_z", hook(layer)) for layer in patched]
     logits = model.run_with_hooks(pairs.base.repeat(k, 1), fwd_hooks=hooks)
     rows = torch.arange(len(logits))
     end_logits = logits[rows, pairs.end.repeat(k)]  # [k*b, vocab]
