@@ -11,7 +11,9 @@ import torch
 from sae_bench.models.ioi_circuit import interchange as iit
 from sae_bench.models.ioi_circuit import train as circuit_train
 from sae_bench.models.ioi_tiny.corpus import held_out
+from sae_bench.models.ioi_tiny.model import build, make_config
 from sae_bench.models.ioi_tiny.tokenizer import build_tokenizer
+from sae_bench.models.ioi_tiny.train import init_weights_
 from sae_bench.tasks.ioi.vocab import NAMES
 
 PLANTED_MAP = iit.CircuitMap(dup=((0, 0),), inh=((1, 0), (1, 1)), nm=((2, 0), (2, 1)))
@@ -44,6 +46,8 @@ def test_pairs_differ_only_at_the_names_and_labels_follow_the_pos_flip(tokenizer
         io_slot = first if int(base[first]) == io_b else second
         flipped = int(src[io_slot]) == int(src[s2])  # the source's S1 sits at the base's IO slot
         flips += flipped
+        assert int(pairs.io[r]) == io_slot and int(pairs.s1[r]) == first + second - io_slot
+        assert bool(pairs.flip[r]) == flipped
         labels = {k: int(v[r]) for k, v in pairs.labels.items()}
         assert labels["strict"] == io_b
         assert labels["inh"] == labels["dup"] == (s_b if flipped else io_b)
@@ -70,7 +74,10 @@ def test_labels_agree_with_a_hand_set_circuit_and_a_wrong_map_fails():
             model, iit.CircuitMap(((0, 1),), PLANTED_MAP.inh, PLANTED_MAP.nm), pairs)
         _, half_inh = iit.interchange_loss(
             model, iit.CircuitMap(PLANTED_MAP.dup, ((1, 1),), PLANTED_MAP.nm), pairs)
-    assert hits == {"nm": 1.0, "inh": 1.0, "dup": 1.0, "strict": 1.0}
+    assert {k: hits[k] for k in iit.KINDS} == {"nm": 1.0, "inh": 1.0, "dup": 1.0, "strict": 1.0}
+    # The attention each node's heads are trained to have is where the planted heads look.
+    assert min(hits[f"attn_{node}"] for node in iit.ATTENDS) > 0.99
+    assert idle_dup["attn_dup"] < 0.5
     one = iit.sample_pairs(model.tokenizer, 100, torch.Generator().manual_seed(0),
                            templates="task", strictness="one")
     with torch.no_grad():
@@ -111,6 +118,38 @@ def test_bad_circuit_maps_are_refused(dup, inh, nm, problem):
         circuit_train.circuit_map(cfg)
 
 
+def test_a_negative_attention_weight_is_refused():
+    with pytest.raises(ValueError, match="--iit-attention must be >= 0"):
+        circuit_train.circuit_map(circuit_train.TrainConfig(iit=1.0, iit_attention=-0.1))
+
+
+def test_the_attention_term_is_the_mapped_heads_log_attention(tokenizer):
+    """The loss grows by weight x mean over nodes of -log(attention to the node's key role), and
+    that term trains the mapped heads' attention (a gradient reaches their queries)."""
+    cfg = circuit_train.TrainConfig(n_layers=4, d_model=32, n_heads=4, attn_only=True)
+    model = build(make_config(len(tokenizer), n_layers=4, d_model=32, n_heads=4, d_mlp=64,
+                              n_ctx=64, model_name="ioi-circuit", attn_only=True),
+                  tokenizer=tokenizer)
+    init_weights_(model, torch.Generator().manual_seed(0), 0.02)
+    cmap = circuit_train.circuit_map(cfg)
+    pairs = iit.sample_pairs(tokenizer, 8, torch.Generator().manual_seed(1))
+    off, stats = iit.interchange_loss(model, cmap, pairs)
+    on, _ = iit.interchange_loss(model, cmap, pairs, attention=0.5)
+    patterns: dict[int, torch.Tensor] = {}
+
+    def keep(pattern, hook):
+        patterns[hook.layer()] = pattern
+
+    model.run_with_hooks(pairs.source, fwd_hooks=[(lambda n: n.endswith("hook_pattern"), keep)])
+    attends = iit.node_attention(patterns, cmap, pairs)
+    term = torch.stack([-a.log().mean() for a in attends.values()]).mean()
+    assert torch.allclose(on - off, 0.5 * term, atol=1e-5)
+    assert all(abs(stats[f"attn_{n}"] - float(a.mean())) < 1e-6 for n, a in attends.items())
+    term.backward()
+    assert model.blocks[3].attn.W_Q.grad[0].abs().sum() > 0  # name mover 3.0's query
+    assert model.blocks[3].attn.W_Q.grad[3].abs().sum() == 0  # 3.3 is no node
+
+
 def test_interchange_training_is_deterministic_and_changes_the_weights():
     cfg = circuit_train.TrainConfig(n_layers=4, d_model=32, n_heads=4, attn_only=True, steps=3,
                                     simple_steps=0, iit_batch=4, batch_size=4)
@@ -118,7 +157,7 @@ def test_interchange_training_is_deterministic_and_changes_the_weights():
     circuit_train.IIT_LAST.clear()
     first, again, off = (circuit_train.train_raw(c, progress=False)[0].state_dict()
                          for c in (on, on, cfg))
-    assert set(circuit_train.IIT_LAST) == set(iit.KINDS)
+    assert set(circuit_train.IIT_LAST) == {*iit.KINDS, *(f"attn_{n}" for n in iit.ATTENDS)}
     assert all(torch.equal(first[k], again[k]) for k in first)
     assert not all(torch.equal(first[k], off[k]) for k in first)
     assert circuit_train.corpus_spec(cfg).extra_loss is None

@@ -53,6 +53,9 @@ from sae_bench.tasks.ioi.prompts import PREFIX, TEMPLATES
 from sae_bench.tasks.ioi.vocab import NAMES
 
 KINDS = ("nm", "inh", "dup", "strict")
+# What each node's heads attend in an unpatched run (query role -> key role): the attention of
+# GPT-2's classes (Wang et al. 2022), reported per node and, with a weight, trained.
+ATTENDS = {"nm": ("end", "io"), "inh": ("end", "s2"), "dup": ("s2", "s1")}
 # What the strict run patches: every head at every position but the circuit's nodes ("all"), or
 # one head drawn per pair, at every position but where it is a node ("one"; InterpBench's SIIT
 # ablates sampled nodes, not all at once).
@@ -94,13 +97,17 @@ class CircuitMap:
 @dataclass(frozen=True)
 class Pairs:
     """A batch of (base, source) prompts, right-padded, that end at END: tokens [b, L] each,
-    END and S2 positions [b], and the four kinds' labels [b]."""
+    END and S2 positions [b], the four kinds' labels [b], the base's IO and S1 positions [b] and
+    whether the source flips the pair (its IO where the base's S1 is) [b]."""
 
     base: torch.Tensor
     source: torch.Tensor
     end: torch.Tensor
     s2: torch.Tensor
     labels: dict[str, torch.Tensor]
+    io: torch.Tensor
+    s1: torch.Tensor
+    flip: torch.Tensor
     # Per pair, a number in [0, 1) that picks the one head the strict run patches (`STRICTNESS`
     # "one"); None when every head is patched ("all").
     pick: torch.Tensor | None = None
@@ -141,7 +148,7 @@ def sample_pairs(tokenizer, n: int, gen: torch.Generator, max_fillers: int = 8,
     draw = corpus._Draw(gen)
     casts = _distinct_allowed(n, 5, gen)  # base IO, base S, third name, source IO, source S
     flips = torch.rand(n, generator=gen) < 0.5
-    bases, sources, ends, s2s = [], [], [], []
+    bases, sources, ends, s2s, ios, s1s = [], [], [], [], [], []
     labels: dict[str, list[int]] = {k: [] for k in KINDS}
     for i in range(n):
         names = [NAMES[int(j)] for j in casts[i]]
@@ -156,6 +163,8 @@ def sample_pairs(tokenizer, n: int, gen: torch.Generator, max_fillers: int = 8,
         sources.append([tokenizer.bos_token_id, *ids[1]])
         ends.append(ep.end + 1)  # +1 for <bos>
         s2s.append(ep.s2 + 1)
+        ios.append(ep.io + 1)
+        s1s.append(ep.s1 + 1)
         io, s, src_io = (tokenizer.convert_tokens_to_ids(" " + names[j]) for j in (0, 1, 3))
         labels["nm"].append(src_io)
         labels["inh"].append(s if flips[i] else io)
@@ -168,7 +177,8 @@ def sample_pairs(tokenizer, n: int, gen: torch.Generator, max_fillers: int = 8,
 
     pick = torch.rand(n, generator=gen) if strictness == "one" else None
     return Pairs(pad(bases), pad(sources), torch.tensor(ends), torch.tensor(s2s),
-                 {k: torch.tensor(v) for k, v in labels.items()}, pick)
+                 {k: torch.tensor(v) for k, v in labels.items()}, torch.tensor(ios),
+                 torch.tensor(s1s), flips, pick)
 
 
 def patch_masks(cmap: CircuitMap, pairs: Pairs, n_layers: int, n_heads: int
@@ -196,10 +206,26 @@ def patch_masks(cmap: CircuitMap, pairs: Pairs, n_layers: int, n_heads: int
     return masks
 
 
-def interchange_loss(model, cmap: CircuitMap,
-                     pairs: Pairs) -> tuple[torch.Tensor, dict[str, float]]:
-    """Mean cross-entropy of the four kinds' patched runs against their labels, and each kind's
-    accuracy (top-1 equals the label)."""
+def node_attention(patterns: dict[int, torch.Tensor], cmap: CircuitMap, pairs: Pairs
+                   ) -> dict[str, torch.Tensor]:
+    """Per node of `ATTENDS`, each mapped head's attention from its query role to its key role in
+    the source run [b, heads of the node] (the source holds every role where the base does; its
+    IO and S1 swap slots when the pair is flipped). `patterns`: layer -> hook_pattern."""
+    rows = torch.arange(len(pairs.source))
+    at = {"end": pairs.end, "s2": pairs.s2, "io": torch.where(pairs.flip, pairs.s1, pairs.io),
+          "s1": torch.where(pairs.flip, pairs.io, pairs.s1)}
+    heads = {"nm": cmap.nm, "inh": cmap.inh, "dup": cmap.dup}
+    return {node: torch.stack([patterns[layer][rows, head, at[query], at[key]]
+                               for layer, head in heads[node]], dim=1)
+            for node, (query, key) in ATTENDS.items()}
+
+
+def interchange_loss(model, cmap: CircuitMap, pairs: Pairs, attention: float = 0.0
+                     ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Mean cross-entropy of the four kinds' patched runs against their labels, plus
+    `attention` times the mean negative log of each mapped head's attention to its node's key
+    role (`ATTENDS`) in the source run. Also returns each kind's accuracy (top-1 equals the
+    label) and each node's mean attention ("attn_nm", "attn_inh", "attn_dup")."""
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     masks = patch_masks(cmap, pairs, n_layers, n_heads)
     k = len(KINDS)
@@ -207,15 +233,21 @@ def interchange_loss(model, cmap: CircuitMap,
     # the source too. Without it the name movers get no gradient to attend IO alone in the
     # source, and a model that sends both names through them and subtracts S later stays at
     # chance on the patched runs (r30 in the model card: 0.52 over 300 pairs). With the
-    # gradient, runs r32-r38 did not leave chance either.
+    # gradient, runs r32-r38 did not leave chance either; only with the attention term
+    # (`attention` > 0) did the patched runs leave chance (model card, r39 on).
     cache: dict[str, torch.Tensor] = {}
 
-    def keep(z, hook):
-        cache[hook.name] = z
+    def keep(x, hook):
+        cache[hook.name] = x
 
     patched = [layer for layer in range(n_layers) if masks[layer].any()]
-    model.run_with_hooks(pairs.source,
-                         fwd_hooks=[(f"blocks.{layer}.attn.hook_z", keep) for layer in patched])
+    node_layers = sorted({layer for layer, _ in cmap.dup + cmap.inh + cmap.nm})
+    model.run_with_hooks(
+        pairs.source,
+        fwd_hooks=[(f"blocks.{layer}.attn.hook_z", keep) for layer in patched]
+        + [(f"blocks.{layer}.attn.hook_pattern", keep) for layer in node_layers])
+    attends = node_attention({layer: cache[f"blocks.{layer}.attn.hook_pattern"]
+                              for layer in node_layers}, cmap, pairs)
 
     def hook(layer: int):
         source = cache[f"blocks.{layer}.attn.hook_z"].repeat(k, 1, 1, 1)
@@ -231,8 +263,14 @@ def interchange_loss(model, cmap: CircuitMap,
     end_logits = logits[rows, pairs.end.repeat(k)]  # [k*b, vocab]
     labels = torch.cat([pairs.labels[kind] for kind in KINDS])
     loss = F.cross_entropy(end_logits, labels)
+    if attention > 0:
+        # Clamped so a head attending nothing there gives a finite, steep loss.
+        loss = loss + attention * torch.stack(
+            [-a.clamp_min(1e-6).log().mean() for a in attends.values()]).mean()
     hit = (end_logits.argmax(-1) == labels).float().view(k, -1).mean(1)
-    return loss, {kind: float(h) for kind, h in zip(KINDS, hit, strict=True)}
+    stats = {kind: float(h) for kind, h in zip(KINDS, hit, strict=True)}
+    stats.update({f"attn_{node}": float(a.mean()) for node, a in attends.items()})
+    return loss, stats
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--strictness", choices=STRICTNESS, default="all")
+    parser.add_argument("--attention", type=float, default=0.0,
+                        help="weight of the attention term in the printed loss")
     args = parser.parse_args(argv)
     from sae_bench.models.ioi_circuit.model import load_from
 
@@ -260,13 +300,14 @@ def main(argv: list[str] | None = None) -> int:
         cmap.check(model.cfg.n_layers, model.cfg.n_heads)
     except ValueError as e:
         raise UserError(f"{e}; pass --dup, --inh and --nm as LAYER.HEAD lists") from None
-    print("templates  " + "  ".join(f"{k:>6}" for k in KINDS) + "    loss")
+    columns = [*KINDS, *(f"attn_{node}" for node in ATTENDS)]
+    print("templates  " + "  ".join(f"{k:>8}" for k in columns) + "    loss")
     for templates in TEMPLATE_SETS:
         pairs = sample_pairs(model.tokenizer, args.n, torch.Generator().manual_seed(args.seed),
                              templates=templates, strictness=args.strictness)
         with torch.no_grad():
-            loss, hits = interchange_loss(model, cmap, pairs)
-        print(f"{templates:<9}  " + "  ".join(f"{hits[k]:6.3f}" for k in KINDS)
+            loss, hits = interchange_loss(model, cmap, pairs, args.attention)
+        print(f"{templates:<9}  " + "  ".join(f"{hits[k]:8.3f}" for k in columns)
               + f"  {float(loss):6.3f}")
     return 0
 

@@ -55,6 +55,8 @@ class TrainConfig(tiny_train.TrainConfig):
     iit_from_step: int = 0
     iit_batch: int = 32
     iit_strictness: str = "all"  # `interchange.STRICTNESS`
+    # Weight of the interchange loss's attention term (`interchange.interchange_loss`).
+    iit_attention: float = 0.0
     iit_dup: str = "1.0"
     iit_inh: str = "2.0,2.1"
     iit_nm: str = "3.0,3.1"
@@ -93,6 +95,8 @@ def circuit_map(cfg: TrainConfig) -> interchange.CircuitMap:
                                   interchange.parse_heads(cfg.iit_inh),
                                   interchange.parse_heads(cfg.iit_nm))
     cmap.check(cfg.n_layers, cfg.n_heads)
+    if cfg.iit_attention < 0:
+        raise ValueError(f"--iit-attention must be >= 0, not {cfg.iit_attention}")
     if cfg.iit_strictness not in interchange.STRICTNESS:
         raise ValueError(f"--iit-strictness must be one of {', '.join(interchange.STRICTNESS)}, "
                          f"not {cfg.iit_strictness!r}")
@@ -110,7 +114,7 @@ def iit_loss(cfg: TrainConfig):
                                          max_fillers=cfg.max_fillers,
                                          varied_pairs=cfg.varied_pairs,
                                          strictness=cfg.iit_strictness)
-        loss, hits = interchange.interchange_loss(model, cmap, pairs)
+        loss, hits = interchange.interchange_loss(model, cmap, pairs, cfg.iit_attention)
         IIT_LAST.clear()
         IIT_LAST.update(hits)
         return cfg.iit * loss
