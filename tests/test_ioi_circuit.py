@@ -21,9 +21,10 @@ from sae_bench.models.ioi_tiny.train import fixed_threads, make_batch
 from sae_bench.tasks.ioi.prompts import TEMPLATES, render, sample
 from sae_bench.tasks.ioi.vocab import NAMES
 
-# Small enough that a few training steps take well under a second.
+# Small enough that a few training steps take well under a second (without the interchange loss,
+# whose circuit map needs four layers; `test_ioi_circuit_interchange.py` trains with it).
 TINY = TrainConfig(n_layers=1, d_model=32, n_heads=2, d_mlp=64, n_ctx=64, steps=3, batch_size=4,
-                   eval_n=30)
+                   eval_n=30, iit=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -205,14 +206,15 @@ def test_echo_repeats_a_roll_call_names_first_sentence_word_for_word():
 
 def test_options_off_leave_the_shipped_recipes_text_unchanged():
     """Corpus options draw nothing when off, so the shipped recipe keeps sampling the text (and
-    vocabulary) it was trained on. Pinned from the code of 8830255; a change here means the
-    shipped weights can no longer be reproduced from `recipe.json`."""
+    vocabulary) it was trained on. Pinned when the recipe's defaults became run r39's (model
+    card); a change here means the shipped weights can no longer be reproduced from
+    `recipe.json`."""
     import hashlib
 
     spec = corpus_spec(TrainConfig())
     batches = [spec.sample(64, torch.Generator().manual_seed(0), step) for step in (0, 5000)]
     text = "\n".join(d.text for b in batches for d in b) + "\n".join(spec.vocabulary())
-    assert hashlib.sha256(text.encode()).hexdigest()[:16] == "08498f5f48920de9"
+    assert hashlib.sha256(text.encode()).hexdigest()[:16] == "0c5735873797f948"
 
 
 def test_answer_weights_land_on_every_episode_answer(tokenizer):
@@ -323,14 +325,14 @@ def behaviour_metrics(model):
 
 
 def test_shipped_model_meets_the_behaviour_floors(behaviour_metrics):
-    for name in ("task_all", "task_held_out_pairs", "fillers", "in_context"):
+    for name in ("task_all", "task_held_out_pairs", "fillers", "unseen_templates"):
         assert behaviour_metrics[name]["accuracy"] >= 0.95, name
         assert behaviour_metrics[name]["mean_logit_diff"] >= 3.0, name
-    for name in ("fillers", "in_context"):
+    for name in ("fillers", "unseen_templates"):
         assert behaviour_metrics[name]["held_out_accuracy"] >= 0.95, name
-    # Unseen templates: LD meets the floor, accuracy stays just below it (model card).
-    assert behaviour_metrics["unseen_templates"]["mean_logit_diff"] >= 3.0
-    assert behaviour_metrics["unseen_templates"]["accuracy"] >= 0.9
+    # After distractor sentences (our own set, not one of the issue's): 0.946 in the model card.
+    assert behaviour_metrics["in_context"]["accuracy"] >= 0.9
+    assert behaviour_metrics["in_context"]["mean_logit_diff"] >= 3.0
 
 
 def test_shipped_cross_sections_are_registered_on_real_hooks(model):
@@ -338,34 +340,58 @@ def test_shipped_cross_sections_are_registered_on_real_hooks(model):
     from sae_bench.tasks import get_task
 
     sections = get_task("ioi").cross_sections("ioi-circuit")
-    assert [cs.name for cs in sections][0] == "resid_l2_end"
+    assert [cs.name for cs in sections][0] == "bnm_out"
     for cs in sections:
         for node in cs.nodes:
             validate_hook(model, node)
 
 
-def test_shipped_heads_match_the_model_card(model):
-    """The card's head table (n=1000), re-measured on 200 prompts with loose tolerances."""
-    from sae_bench.models.ioi_circuit.circuit import classify, head_stats
+def test_shipped_model_has_the_circuit_its_recipe_trains(model):
+    """The issue's circuit floors, re-measured on 200 prompts (the card uses 1,000): the heads the
+    recipe maps the circuit onto are classified by their attention alone as name movers,
+    S-inhibition and duplicate-token heads; patching the S-inhibition heads' output moves the
+    name movers' attention; Pos is causally relevant at a cross-section."""
+    from sae_bench.models.ioi_circuit.circuit import (
+        classify,
+        cross_section_effects,
+        head_stats,
+        nm_attention_under_patch,
+    )
+    from sae_bench.models.ioi_circuit.interchange import parse_heads
     from sae_bench.tasks import get_task
+    from sae_bench.tasks.ioi.circuits import CIRCUIT_HEADS, ioi_circuit_cross_sections
 
-    data = get_task("ioi").build(model, n=200, seed=0, split="eval", counterfactuals=False)
+    cfg = TrainConfig()
+    assert parse_heads(cfg.iit_nm) == CIRCUIT_HEADS["name_mover"]
+    assert parse_heads(cfg.iit_inh) == CIRCUIT_HEADS["s_inhibition"]
+    assert parse_heads(cfg.iit_dup) == CIRCUIT_HEADS["duplicate_token"]
+    data = get_task("ioi").build(model, n=200, seed=0, split="eval")
     with fixed_threads(1):
         stats = head_stats(model, data)
-    for head in ((0, 0), (0, 1), (0, 3)):  # gather both names: IO and S1 alike
-        assert 0.3 <= stats[head].end_io <= 0.55 and 0.3 <= stats[head].end_s1 <= 0.55, head
-    assert stats[(1, 0)].dla > 3 and stats[(1, 3)].dla > 2
-    assert classify(stats)["name_mover"] == ()  # the card's main negative finding
+        classes = classify(stats)
+        nm, si = CIRCUIT_HEADS["name_mover"], CIRCUIT_HEADS["s_inhibition"]
+        clean = nm_attention_under_patch(model, data, nm, si, "clean")
+        pos = nm_attention_under_patch(model, data, nm, si, "Pos")
+        effects = cross_section_effects(model, data, ioi_circuit_cross_sections())
+    for name, heads in CIRCUIT_HEADS.items():
+        assert set(heads) <= set(classes[name]), name
+    for head in nm:
+        assert stats[head].end_io >= 0.6 and stats[head].end_s1 + stats[head].end_s2 <= 0.1
+        assert stats[head].dla > 0
+    # With the Pos-flipped prompt's S-inhibition output, the name movers turn from IO to S1.
+    assert clean[0] > 0.9 and pos[0] < 0.5 and pos[1] > 0.5
+    assert max(row["Pos"][0] for row in effects.values() if "Pos" in row) >= 0.5
 
 
 @pytest.mark.parametrize(("module", "args", "message"), [
     ("io_route", ["--assets", "{tmp}/none"], "asset config.json is missing"),
     ("circuit", ["--n", "0"], "need at least one prompt"),
-    ("roll_call", ["--n", "5"], "use a model trained with --roll-call"),
+    ("roll_call", ["--model", "ioi-tiny", "--n", "5"], "use a model trained with --roll-call"),
     ("interchange", ["--assets", "{shipped}", "--nm", "9.9"], "head 9.9 is not in a 4x4 model"),
     ("train", ["--out", "{tmp}/x", "--iit", "1", "--iit-strictness", "some"],
      "--iit-strictness must be one of all, one"),
-    ("train", ["--out", "{tmp}/x", "--echo", "0.5"], "set roll_call above 0 too"),
+    ("train", ["--out", "{tmp}/x", "--roll-call", "0", "--echo", "0.5"],
+     "set roll_call above 0 too"),
 ])
 def test_diagnostics_refuse_bad_input_in_one_line(tmp_path, module, args, message):
     """`python -m` diagnostics answer bad input like the CLI: one stderr line, exit code 2."""

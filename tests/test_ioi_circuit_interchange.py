@@ -152,7 +152,7 @@ def test_the_attention_term_is_the_mapped_heads_log_attention(tokenizer):
 
 def test_interchange_training_is_deterministic_and_changes_the_weights():
     cfg = circuit_train.TrainConfig(n_layers=4, d_model=32, n_heads=4, attn_only=True, steps=3,
-                                    simple_steps=0, iit_batch=4, batch_size=4)
+                                    simple_steps=0, iit_batch=4, batch_size=4, iit=0.0)
     on = dataclasses.replace(cfg, iit=1.0)
     circuit_train.IIT_LAST.clear()
     first, again, off = (circuit_train.train_raw(c, progress=False)[0].state_dict()

@@ -1,7 +1,8 @@
 """Where IOI lives in each supported model: head classes, nodes and cross-sections.
 
 GPT-2 Small: the circuit of Wang et al. (2022), cross-sections as in Makelov et al. (2024).
-ioi-tiny, ioi-circuit: found by activation patching; the evidence is in tasks/ioi/README.md.
+ioi-tiny: found by activation patching; ioi-circuit: trained in and checked by patching; the
+evidence is in tasks/ioi/README.md.
 """
 
 from __future__ import annotations
@@ -71,21 +72,20 @@ def ioi_tiny_cross_sections() -> list[CrossSection]:
     ]
 
 
+# ioi-circuit's heads by class: the heads its recipe trains the circuit's nodes into
+# (`--iit-dup`, `--iit-inh`, `--iit-nm`), confirmed by its head table and by patching
+# (`python -m sae_bench.models.ioi_circuit.circuit`; model card).
+CIRCUIT_HEADS = {
+    "name_mover": ((3, 0), (3, 1)),
+    "s_inhibition": ((2, 0), (2, 1)),
+    "duplicate_token": ((1, 0),),
+}
+
+
 def ioi_circuit_cross_sections() -> list[CrossSection]:
-    """Found by activation patching of single heads and layers (`python -m
-    sae_bench.models.ioi_circuit.circuit` and `sae-bench scan --model ioi-circuit`; evidence in
-    tasks/ioi/README.md). Not GPT-2's circuit: layer-0 heads gather both names into END, layer-1
-    heads bring S (read from the tokens just before END), layer-2 heads 2.1 and 2.3 carry IO."""
-    return [
-        CrossSection("resid_l2_end", (Node("blocks.2.hook_resid_post", "END"),),
-                     ("IO", "S", "Pos"), "residual stream after layer 2 at END (main)"),
-        CrossSection("gather_out", _heads("hook_z", ((0, 0), (0, 1), (0, 3)), "END"),
-                     ("IO", "S", "Pos"), "outputs of the layer-0 name-gathering heads at END"),
-        CrossSection("s_heads_out", _heads("hook_z", ((1, 0), (1, 2), (1, 3)), "END"),
-                     ("S", "IO", "Pos"), "outputs of the layer-1 S-carrying heads at END"),
-        CrossSection("io_heads_out", _heads("hook_z", ((2, 1), (2, 3)), "END"),
-                     ("IO", "S", "Pos"), "outputs of the layer-2 IO-carrying heads at END"),
-    ]
+    """The paper's six cross-sections over ioi-circuit's heads (no induction head)."""
+    return paper_cross_sections(CIRCUIT_HEADS["name_mover"], CIRCUIT_HEADS["s_inhibition"],
+                                CIRCUIT_HEADS["duplicate_token"])
 
 
 # ioi-planted's heads by class, as set by hand (sae_bench/models/ioi_planted/build.py).

@@ -269,7 +269,7 @@ def interchange_loss(model, cmap: CircuitMap, pairs: Pairs, attention: float = 0
             [-a.clamp_min(1e-6).log().mean() for a in attends.values()]).mean()
     hit = (end_logits.argmax(-1) == labels).float().view(k, -1).mean(1)
     stats = {kind: float(h) for kind, h in zip(KINDS, hit, strict=True)}
-    stats.update({f"attn_{node}": float(a.mean()) for node, a in attends.items()})
+    stats.update({f"attn_{node}": float(a.detach().mean()) for node, a in attends.items()})
     return loss, stats
 
 

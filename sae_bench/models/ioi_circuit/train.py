@@ -31,32 +31,34 @@ class TrainConfig(tiny_train.TrainConfig):
     n_heads: int = 4
     d_mlp: int = 512
     n_ctx: int = 64
-    steps: int = 2300
+    attn_only: bool = True
+    steps: int = 5000
     batch_size: int = 32
+    weight_decay: float = 0.05
     answer_weight: float = 4.0
     # The corpus mix (`corpus.Mix`).
     cast: int = 6
     task_exact: float = 0.15
     distractor: float = 0.4
-    third_name: float = 0.5
+    third_name: float = 0.0
     role_words: float = 0.0
-    s_repeats: float = 0.0
+    s_repeats: float = 0.5
     self_closings: float = 0.0
-    crowd: float = 0.0
-    varied_pairs: float = 0.0
-    roll_call: float = 0.0
+    crowd: float = 0.7
+    varied_pairs: float = 0.5
+    roll_call: float = 0.5
     echo: float = 0.0
     max_fillers: int = 8
     # Steps of the curriculum's first phase (`corpus.SIMPLE` documents), then the mix above.
-    simple_steps: int = 800
+    simple_steps: int = 0
     # Interchange-intervention training (`interchange`): weight of its loss (0: off, nothing
-    # drawn), the step it starts at, pairs per step, and the heads mapped to the circuit's nodes.
-    iit: float = 0.0
+    # drawn), the step it starts at, pairs per step, the strict run's heads, the weight of the
+    # mapped heads' attention term, and the heads mapped to the circuit's nodes.
+    iit: float = 1.0
     iit_from_step: int = 0
-    iit_batch: int = 32
-    iit_strictness: str = "all"  # `interchange.STRICTNESS`
-    # Weight of the interchange loss's attention term (`interchange.interchange_loss`).
-    iit_attention: float = 0.0
+    iit_batch: int = 16
+    iit_strictness: str = "one"  # `interchange.STRICTNESS`
+    iit_attention: float = 0.3
     iit_dup: str = "1.0"
     iit_inh: str = "2.0,2.1"
     iit_nm: str = "3.0,3.1"
