@@ -6,7 +6,8 @@ unless the user asks for a hub model.
   (shipped), for offline tests and benchmarks of shapes, hooks and speed. Not an IOI solver.
 - ``ioi-tiny``: the small IOI-solving transformer this project trains and ships.
 - ``ioi-circuit``: a second shipped model, trained on multi-sentence text where IOI shortcuts
-  fail (model card: sae_bench/models/ioi_circuit/README.md).
+  fail, with GPT-2's IOI circuit trained into five heads (model card:
+  sae_bench/models/ioi_circuit/README.md).
 - ``ioi-planted``: a transformer whose IOI circuit is set by hand (exact ground truth; model card:
   sae_bench/models/ioi_planted/README.md).
 
