@@ -82,10 +82,16 @@ CIRCUIT_HEADS = {
 }
 
 
+def _over_duplicate_token_circuit(heads: dict) -> list[CrossSection]:
+    """The paper's six cross-sections over a circuit whose S2 heads are duplicate-token heads
+    only (no induction head): ioi-circuit's and ioi-planted's."""
+    return paper_cross_sections(heads["name_mover"], heads["s_inhibition"],
+                                heads["duplicate_token"])
+
+
 def ioi_circuit_cross_sections() -> list[CrossSection]:
     """The paper's six cross-sections over ioi-circuit's heads (no induction head)."""
-    return paper_cross_sections(CIRCUIT_HEADS["name_mover"], CIRCUIT_HEADS["s_inhibition"],
-                                CIRCUIT_HEADS["duplicate_token"])
+    return _over_duplicate_token_circuit(CIRCUIT_HEADS)
 
 
 # ioi-planted's heads by class, as set by hand (sae_bench/models/ioi_planted/build.py).
@@ -98,8 +104,7 @@ PLANTED_HEADS = {
 
 def ioi_planted_cross_sections() -> list[CrossSection]:
     """The paper's six cross-sections over the hand-set circuit's heads (no induction head)."""
-    return paper_cross_sections(PLANTED_HEADS["name_mover"], PLANTED_HEADS["s_inhibition"],
-                                PLANTED_HEADS["duplicate_token"])
+    return _over_duplicate_token_circuit(PLANTED_HEADS)
 
 
 # Model name -> cross-section factory. gpt2-random shares GPT-2 Small's shape, so its nodes.
