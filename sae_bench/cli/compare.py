@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from sae_bench.cli.run import model_processing
+from sae_bench.cli.run import check_trained_on, model_processing
 from sae_bench.cli.shared import make_context, open_cache, prompt_counts
 from sae_bench.errors import UserError
 from sae_bench.fileio.atomic import write_bytes_atomic, write_text_atomic
@@ -38,6 +38,7 @@ def cmd_compare(args) -> int:
                         f"{task.name} has roles {', '.join(task.roles)}.")
     saes = [(s.text, s.sae) for s in specs if s.sae is not None]
     progress = Progress(enabled=not args.quiet)
+    check_trained_on([t for t, _ in saes], [sae for _, sae in saes], args.model)
     flags = model_processing([t for t, _ in saes], [sae for _, sae in saes])
     with progress.step(f"loading model {args.model}"):
         model = load_model(args.model, device=args.device, processing=flags)

@@ -49,6 +49,7 @@ def cmd_run(args) -> int:
         _tidy(finished)
         cache.commit()  # nothing staged: only clears temp files that killed runs left
         return 0
+    check_trained_on(args.sae, loaded, args.model)
     flags = model_processing(args.sae, loaded)
     if getattr(args, "executor", "local") == "ray":  # issue 18: the same sweep on a Ray cluster
         from sae_bench.cli.executors.ray_executor import run_on_ray
@@ -122,6 +123,20 @@ def with_position(loaded, position: str | None, path):
         raise UserError(f"--position does not apply to the bundle {path}: each of its entries "
                         "names its node (HOOK[:HEAD]@ROLE); drop --position.")
     return loaded.replace(position=position)
+
+
+def check_trained_on(paths, loaded, model_name: str) -> None:
+    """Refuse an SAE whose metadata names another model than the one it would be scored on
+    (`train-sae` records it; SAEs from elsewhere declare nothing and are taken as they are)."""
+    from sae_bench.sae import SAEBundle
+
+    for path, sae in zip(paths, loaded, strict=True):
+        members = list(sae.values()) if isinstance(sae, SAEBundle) else [sae]
+        for member in members:
+            trained_on = member.metadata.get("trained_on_model")
+            if trained_on is not None and trained_on != model_name:
+                raise UserError(f"{path} was trained on {trained_on}, but --model is "
+                                f"{model_name}; pass --model {trained_on}.")
 
 
 def model_processing(paths, loaded):

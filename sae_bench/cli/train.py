@@ -16,14 +16,24 @@ from sae_bench.progress import Progress
 from sae_bench.tasks import get_task
 
 
+def training_text_sampler(model_name: str):
+    """`sample(n, generator) -> documents` of the model's general training text. Only the
+    trained shipped models' corpora exist offline: ioi-tiny's, and ioi-circuit's with the mix
+    its recipe records."""
+    if model_name == "ioi-tiny":
+        from sae_bench.models.ioi_tiny.corpus import sample_documents
+    elif model_name == "ioi-circuit":
+        from sae_bench.models.ioi_circuit.train import shipped_training_text as sample_documents
+    else:
+        raise UserError(f"--data text needs the model's training text, which only ioi-tiny and "
+                        f"ioi-circuit ship offline; use --data task for {model_name!r}.")
+    return sample_documents
+
+
 def text_activations(model, model_name: str, node: Node, n_docs: int, seed: int) -> torch.Tensor:
     """Activations [tokens, width] of the hook at every non-BOS token of general training text
-    (the analogue of the paper's OpenWebText SAEs). Only ioi-tiny's corpus ships offline."""
-    if model_name != "ioi-tiny":
-        raise UserError(f"--data text needs the model's training text, which only ioi-tiny ships "
-                        f"offline; use --data task for {model_name!r}.")
-    from sae_bench.models.ioi_tiny.corpus import sample_documents
-
+    (the analogue of the paper's OpenWebText SAEs)."""
+    sample_documents = training_text_sampler(model_name)
     docs = sample_documents(n_docs, torch.Generator().manual_seed(seed))
     by_len: dict[int, list[list[int]]] = {}
     for doc in docs:
@@ -66,6 +76,8 @@ def cmd_train_sae(args) -> int:
     if getattr(args, "sparsify", None) is not None and args.arch != "topk":
         raise UserError(f"--sparsify writes TopK SAEs only; drop it or use --arch topk "
                         f"(got --arch {args.arch}).")
+    if args.data == "text":
+        training_text_sampler(args.model)  # refused before the model loads
     out = Path(args.out)
     if args.node is not None:
         nodes = [Node.parse(args.node)]
@@ -108,6 +120,9 @@ def cmd_train_sae(args) -> int:
     for node in nodes:
         sae = train_sae(acts[node], settings, hook_name=node.hook, head=node.head,
                         position=node.position, progress=progress)
+        # The model's name too: ioi-tiny and ioi-circuit have the same width, so only this lets
+        # `run` refuse an SAE scored on a model it never saw.
+        sae = sae.replace(metadata={**sae.metadata, "trained_on_model": args.model})
         if flags is not None:
             sae = sae.replace(metadata={**sae.metadata, "model_processing": dict(flags)})
         saes[node] = sae

@@ -11,6 +11,7 @@ gives bit-identical weights on the same CPU build of torch.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -65,14 +66,30 @@ class TrainConfig(tiny_train.TrainConfig):
     eval_n: int = 2000
 
 
+def corpus_mix(cfg: TrainConfig) -> corpus.Mix:
+    """The corpus proportions a config trains on (after its `simple_steps`)."""
+    return corpus.Mix(cast=cfg.cast, task_exact=cfg.task_exact, distractor=cfg.distractor,
+                      third_name=cfg.third_name, role_words=cfg.role_words,
+                      s_repeats=cfg.s_repeats, self_closings=cfg.self_closings,
+                      crowd=cfg.crowd, varied_pairs=cfg.varied_pairs, roll_call=cfg.roll_call,
+                      echo=cfg.echo, max_fillers=cfg.max_fillers)
+
+
+def shipped_training_text(n: int, gen: torch.Generator) -> list[corpus.Document]:
+    """`n` documents of the shipped model's training text: the mix and context length its
+    `recipe.json` records (what `sae-bench train-sae --data text` trains on). Read from the
+    recipe rather than the defaults, so the text follows the weights that ship."""
+    from sae_bench.models.ioi_circuit.model import asset_dir
+
+    recipe = json.loads((asset_dir() / "recipe.json").read_text())
+    cfg = TrainConfig(**recipe["train_config"])
+    return corpus.sample_documents(n, gen, n_ctx=cfg.n_ctx, mix=corpus_mix(cfg))
+
+
 def corpus_spec(cfg: TrainConfig) -> tiny_train.CorpusSpec:
     """The corpus the shared loop trains on: `corpus.SIMPLE` documents for the first
     `cfg.simple_steps` steps, then the config's mix at its context length."""
-    mix = corpus.Mix(cast=cfg.cast, task_exact=cfg.task_exact, distractor=cfg.distractor,
-                     third_name=cfg.third_name, role_words=cfg.role_words,
-                     s_repeats=cfg.s_repeats, self_closings=cfg.self_closings,
-                     crowd=cfg.crowd, varied_pairs=cfg.varied_pairs, roll_call=cfg.roll_call,
-                     echo=cfg.echo, max_fillers=cfg.max_fillers)
+    mix = corpus_mix(cfg)
 
     def sample(n: int, gen: torch.Generator, step: int | None) -> list[corpus.Document]:
         phase = corpus.SIMPLE if step is not None and step < cfg.simple_steps else mix
