@@ -313,7 +313,7 @@ CASES = [
     Case("reference/out-under-a-file", lambda d: ["reference", "--out", str(
         file_at(d) / "sub" / "ref.json"), *TINY], "is a file, not a folder", "choose a path"),
     Case("reference/unknown-cross-section", lambda d: [
-        "reference", "--out", str(d / "ref.json"), "--cross-section", "resid_l0_edn",
+        "reference", "--out", str(d / "ref.json"), "--cross-section", "bnm_otu",
         "--cache-dir", str(d / "cache"), *TINY], "unknown cross-section", "did you mean"),
     Case("reference/n-fit-0", lambda d: ["reference", "--out", str(d / "r.json"), "--n-fit",
                                          "0"], "--n-fit: 0 is not positive", ">= 1"),

@@ -15,7 +15,8 @@ from sae_bench.engine.cache import CACHE_FORMAT, HASH_KEY, DictionaryCache
 from sae_bench.sae import save_native
 
 HOOK = "blocks.0.hook_resid_post"
-TINY = ["--n-fit", "1000", "--n-eval", "40", "--quiet", "--no-control-baselines"]
+TINY = ["--model", "ioi-tiny", "--n-fit", "1000", "--n-eval", "40", "--quiet",
+        "--no-control-baselines"]
 
 
 def entries(cache):

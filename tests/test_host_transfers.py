@@ -22,7 +22,7 @@ from sae_bench.cli.main import main
 from sae_bench.sae import save_native
 
 HOOK = "blocks.0.hook_resid_post"
-TINY = ["--n-fit", "1000", "--n-eval", "40", "--quiet"]
+TINY = ["--model", "ioi-tiny", "--n-fit", "1000", "--n-eval", "40", "--quiet"]
 
 
 def run_recorded(tmp_path: Path, device: str, every_call: bool, roots=None, extra=()):

@@ -26,7 +26,8 @@ from sae_bench.sae import SAE, save_native
 HOOK = "blocks.0.hook_resid_post"
 # Without the control baselines: what is tested is the run's files and the shared cache, and two
 # processes learning the baselines at once took over 10 minutes on CI's 2 cores.
-TINY = ["--n-fit", "1000", "--n-eval", "40", "--quiet", "--no-control-baselines"]
+TINY = ["--model", "ioi-tiny", "--n-fit", "1000", "--n-eval", "40", "--quiet",
+        "--no-control-baselines"]
 
 
 def make_saes(folder: Path) -> list[Path]:

@@ -96,11 +96,12 @@ def test_run_refuses_saes_that_need_different_models(tmp_path, capsys):
                  "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "differently processed models" in err[0]
-    # ioi-tiny ships only its processed weights: a raw-trained SAE is refused before any work
+    # The default model (ioi-circuit) ships only its processed weights: a raw-trained SAE is
+    # refused before any work
     assert main(["run", "--sae", str(a), "--out", str(tmp_path / "r"), "--quiet",
                  "--cache-dir", str(tmp_path / "cache")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "ioi-tiny ships only weights processed as" in err[0]
+    assert len(err) == 1 and "ioi-circuit ships only weights processed as" in err[0]
     assert not (tmp_path / "r").exists() and not (tmp_path / "cache").exists()
 
 

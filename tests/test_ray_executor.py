@@ -31,7 +31,8 @@ pytestmark = pytest.mark.slow
 HOOKS = ["blocks.0.hook_resid_post"] * 3 + ["blocks.1.hook_resid_post"]  # two groups
 # The control baselines cost more than the rest of these runs; their hand-over to the workers
 # is checked once (`test_control_baselines_are_learned_once_and_handed_to_the_workers`).
-TINY = ["--n-fit", "1000", "--n-eval", "40", "--quiet", "--no-control-baselines"]
+TINY = ["--model", "ioi-tiny", "--n-fit", "1000", "--n-eval", "40", "--quiet",
+        "--no-control-baselines"]
 # Workers hold one CPU each, hence one torch thread; the local run must use the same count
 # (a float32 sum's last digits depend on it).
 THREADS = 1

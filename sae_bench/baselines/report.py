@@ -22,6 +22,7 @@ from sae_bench.baselines.objective import Settings
 from sae_bench.baselines.run import cross_section_baselines
 from sae_bench.baselines.sae_edits import sae_edit_scores
 from sae_bench.baselines.schema import CrossSectionBaselines, EditScore
+from sae_bench.models.registry import DEFAULT_MODEL
 
 COLUMNS = ("method", "edit acc.", "fit acc.", "LD change", "KL to patched", "KL others",
            "size", "ℓ2", "scale")
@@ -122,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sae_bench.tasks import get_task
 
     p = argparse.ArgumentParser(prog="python -m sae_bench.baselines.report")
-    p.add_argument("--model", default="ioi-tiny")
+    p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--n-fit", type=int, default=None)
     p.add_argument("--n-eval", type=int, default=None)

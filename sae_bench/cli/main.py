@@ -21,15 +21,17 @@ from sae_bench.cli.types import (
     seed,
 )
 from sae_bench.errors import UserError
+from sae_bench.models.registry import DEFAULT_MODEL
 
 
 def _add_common(p: argparse.ArgumentParser, *, needs_prompts: bool = True) -> None:
     p.add_argument("--task", default="ioi", help="task name (default: ioi)")
     p.add_argument(
         "--model",
-        default="ioi-tiny",
-        help="model name: ioi-tiny (offline, default), ioi-circuit (offline), ioi-planted "
-        "(offline, hand-set circuit), gpt2 (hub), gpt2-random",
+        default=DEFAULT_MODEL,
+        help=f"model name (default: {DEFAULT_MODEL}): ioi-circuit (offline, GPT-2's IOI circuit), "
+        "ioi-tiny (offline, fast test model), ioi-planted (offline, hand-set circuit), "
+        "gpt2 (hub), gpt2-random",
     )
     p.add_argument("--device", type=device, default="cpu")
     if needs_prompts:
@@ -167,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", required=True,
                    choices=["relu", "gated", "topk", "batchtopk", "jumprelu"])
     p.add_argument("--task", default="ioi")
-    p.add_argument("--model", default="ioi-tiny")
+    p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--device", type=device, default="cpu")
     p.add_argument("--node", default=None, help="HOOK[:HEAD]@ROLE")
     p.add_argument("--cross-section", default=None, help="train one SAE per node (a bundle)")

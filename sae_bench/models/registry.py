@@ -183,6 +183,10 @@ def load_ioi_planted(device: str = "cpu", processing: proc.Processing | None = N
     return load(device=device)
 
 
+# What `--model` means when it is not given: the trained model with GPT-2's IOI circuit, so that
+# a plain `sae-bench run` scores SAEs where the axes have something to find.
+DEFAULT_MODEL = "ioi-circuit"
+
 _MODELS: dict[str, Callable[..., Any]] = {
     "gpt2": load_gpt2,
     "gpt2-random": load_gpt2_random,
