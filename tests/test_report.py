@@ -313,3 +313,34 @@ def test_several_units_rank_and_plot_separately(tmp_path: Path) -> None:
         assert sorted(r["rank_control"] for r in rows if r["unit"] == unit) == ["1", "2", "3"]
     md = (tmp_path / "lb" / "leaderboard.md").read_text()
     assert "| rank | front | sae | architecture | data | unit |" in md
+
+
+def test_an_attribute_relevant_at_one_unit_only_stays_out_of_the_others_headlines() -> None:
+    """ioi-circuit's case: IO matters after the name movers, not before them. At the unit where
+    the results mark IO irrelevant, its (no-op) edit must not enter the mean edit accuracy, the
+    coverage headline or the plots; at the other unit it does."""
+    group = _group()
+    second = [dataclasses.replace(r, unit="before-the-name-movers",
+                                  relevant={**r.relevant, "IO": False},
+                                  values=dict(r.values)) for r in group.rows]
+    for r in second:
+        r.values["edit_accuracy_IO_k2"] = 1.0  # what a no-op edit scores where IO is unused
+    group.rows = group.rows + second
+    rep = report_tables.build(group)
+    assert "IO" in rep.relevant and any(n.startswith("IO is not causally relevant at "
+                                                     "before-the-name-movers") for n in
+                                        rep.not_relevant)
+    control = _table(rep, "control")
+    key = f"mean_edit_accuracy_k{report_tables.EDIT_BUDGET}"
+    for r in group.rows:
+        attrs = ["S"] if r.unit == "before-the-name-movers" else ["IO", "S"]
+        want = sum(r.values[f"edit_accuracy_{a}_k2"] for a in attrs) / len(attrs)
+        assert control.derived[(r.sae, r.unit)][key] == pytest.approx(want), (r.sae, r.unit)
+    interp = _table(rep, "interpretability")
+    r = second[0]
+    assert interp.derived[(r.sae, r.unit)]["mean_coverage"] == pytest.approx(r.values["coverage_S"])
+    edit = [p for p in report_plots.render_all(rep) if p.kind == "edit_accuracy"]
+    assert len(edit) == 2
+    left = {p.file: " ".join(p.notes) for p in edit}
+    assert any("IO" in n for name, n in left.items() if "before-the-name-movers" in name)
+    assert not any("IO" in n for name, n in left.items() if "before-the-name-movers" not in name)

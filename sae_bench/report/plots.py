@@ -23,6 +23,7 @@ from matplotlib.patches import Patch
 from sae_bench.report import style
 from sae_bench.report.rows import Row, _sort_key
 from sae_bench.report.structure import Plot, Report
+from sae_bench.report.tables import relevant_at
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -251,7 +252,10 @@ def render_all(rep: Report) -> list[Plot]:
     for unit in rep.group.units():
         rows = [r for r in rep.group.rows if r.unit == unit]
         s = _slug(rep, unit)
-        panels = [m for t in rep.tables for m in t.headline_metrics]
+        relevant = relevant_at(rows, rep.relevant)
+        ignored = {a for a in rep.group.attributes if a not in relevant}
+        panels = [m for t in rep.tables for m in t.headline_metrics
+                  if not ignored & set(m.split("_"))]
         flat = [m for t in rep.tables for m in t.headline_left_out]
         notes = [f"Not drawn, equal for every SAE (see the tables' notes): {', '.join(flat)}."
                  ] if flat else []
@@ -259,13 +263,13 @@ def render_all(rep: Report) -> list[Plot]:
                           notes, style.png(pareto_figure(
                               rows, panels, rep.group.meta, notes,
                               {m: t.axis for t in rep.tables for m in t.headline_metrics}))))
-        left_out = [a for a in rep.group.attributes if a not in rep.relevant]
+        left_out = [a for a in rep.group.attributes if a not in relevant]
         notes = [f"Left out, not causally relevant at these nodes: {', '.join(left_out)}."
                  ] if left_out else []
         plots.append(Plot(f"edit_accuracy_vs_budget_{s}.png", "edit_accuracy",
                           f"Edit accuracy against budget ({unit})", notes,
-                          style.png(edit_curves_figure(rows, rep.relevant, notes))))
-        curves = weight_curves(rows, rep.relevant)
+                          style.png(edit_curves_figure(rows, relevant, notes))))
+        curves = weight_curves(rows, relevant)
         if curves:
             plots.append(Plot(f"weight_removed_vs_budget_{s}.png", "weight_removed",
                               f"Weight removed against budget ({unit})", notes,

@@ -10,7 +10,8 @@ There is no single composite score: each axis is ranked by its own headline, bes
 - approximation: sufficiency (closest to 1), then necessity, then FVU.
 Attributes are relevant where the documents' `control_details[].causally_relevant` says so:
 where the model does not use an attribute at the node, editing or decoding it says nothing about
-the SAE, so its columns are collapsed into a note, and so are columns equal for every SAE.
+the SAE, so its columns are collapsed into a note, and so are columns equal for every SAE. The
+headlines and plots of each unit count only the attributes relevant at that unit.
 """
 
 from __future__ import annotations
@@ -49,7 +50,22 @@ def relevance(group: Group) -> tuple[list[str], list[str]]:
         notes.append(f"{a} is not causally relevant at these nodes (the results mark it so"
                      f"{changed}), so {a} edits and {a} decoding say nothing about the SAE: its "
                      "columns and plots are left out (they are in leaderboard.csv).")
+    for a in relevant:
+        idle = [u for u in group.units()
+                if not relevant_at([r for r in group.rows if r.unit == u], [a])]
+        if idle:
+            notes.append(f"{a} is not causally relevant at {', '.join(idle)} (the results mark "
+                         f"it so): there its columns show edits and decoding of an attribute the "
+                         f"model ignores, and the headlines and plots leave it out.")
     return relevant, notes
+
+
+def relevant_at(rows: Sequence[Row], relevant: Sequence[str]) -> list[str]:
+    """Of the group's relevant attributes, those relevant where these rows were scored (or never
+    tested there). A group can hold several units: an attribute the model uses at one node only
+    (Pos before ioi-circuit's name movers, IO after them) must not enter the headlines, or the
+    plots, of the other, where its edit is a no-op the model already agrees with."""
+    return [a for a in relevant if any(r.relevant.get(a, True) for r in rows)]
 
 
 def _order(name: str, attributes: Sequence[str]) -> tuple[int, int, str]:
@@ -153,8 +169,8 @@ AXES = (
 
 def _table(group: Group, axis: _Axis, relevant: list[str]) -> AxisTable:
     names, collapsed = _select(group, axis.categories, relevant)
-    derived = {(r.sae, r.unit): axis.derive(r, relevant) if axis.derive else {}
-               for r in group.rows}
+    derived = {(r.sae, r.unit): axis.derive(r, relevant_at([r], relevant)) if axis.derive
+               else {} for r in group.rows}
     cols: list[Column] = []
     every = {n: Column(n, _DERIVED_META[n], derived=True) for n in next(iter(derived.values()), {})}
     for n, col in every.items():
