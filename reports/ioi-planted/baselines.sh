@@ -6,5 +6,5 @@
 #           present but read by nothing downstream).
 #   bash reports/ioi-planted/baselines.sh [OUT_DIR]   (default: reports/ioi-planted)
 set -euo pipefail
-bash "$(dirname "$0")/../node_baselines.sh" ioi-planted "${1:-reports/ioi-planted}" \
+bash "$(dirname "$0")/../node_baselines.sh" ioi-planted "${1:-reports/ioi-planted}" five \
   nm-in=blocks.1.hook_resid_post@END nm-out=blocks.2.hook_resid_post@END
