@@ -125,14 +125,18 @@ def with_position(loaded, position: str | None, path):
     return loaded.replace(position=position)
 
 
+def _members(loaded) -> list:
+    """The SAEs of one loaded file: a bundle's members, or the SAE itself."""
+    from sae_bench.sae import SAEBundle
+
+    return list(loaded.values()) if isinstance(loaded, SAEBundle) else [loaded]
+
+
 def check_trained_on(paths, loaded, model_name: str) -> None:
     """Refuse an SAE whose metadata names another model than the one it would be scored on
     (`train-sae` records it; SAEs from elsewhere declare nothing and are taken as they are)."""
-    from sae_bench.sae import SAEBundle
-
     for path, sae in zip(paths, loaded, strict=True):
-        members = list(sae.values()) if isinstance(sae, SAEBundle) else [sae]
-        for member in members:
+        for member in _members(sae):
             trained_on = member.metadata.get("trained_on_model")
             if trained_on is not None and trained_on != model_name:
                 raise UserError(f"{path} was trained on {trained_on}, but --model is "
@@ -142,12 +146,10 @@ def check_trained_on(paths, loaded, model_name: str) -> None:
 def model_processing(paths, loaded):
     """The weight processing the SAEs were trained on (None: the model's default)."""
     from sae_bench.models import processing
-    from sae_bench.sae import SAEBundle
 
     declarations = []
     for path, sae in zip(paths, loaded, strict=True):
-        members = list(sae.values()) if isinstance(sae, SAEBundle) else [sae]
-        declarations += [(str(path), m.metadata) for m in members]
+        declarations += [(str(path), m.metadata) for m in _members(sae)]
     return processing.required(declarations)
 
 
@@ -155,7 +157,6 @@ def _completed(path: Path, loaded, task, args) -> bool:
     """A finished, readable result for the same SAE file(s), task version, model, seed and
     prompt counts."""
     from sae_bench.results.document import load_result
-    from sae_bench.sae import SAEBundle
 
     if not path.exists():
         return False
@@ -164,8 +165,7 @@ def _completed(path: Path, loaded, task, args) -> bool:
     except UserError:
         return False  # unreadable or from another schema: redo it
     p = doc.provenance
-    members = list(loaded.values()) if isinstance(loaded, SAEBundle) else [loaded]
-    same_saes = {s.sha256 for s in doc.saes} == {m.sha256 for m in members}
+    same_saes = {s.sha256 for s in doc.saes} == {m.sha256 for m in _members(loaded)}
     if getattr(args, "position", None) is not None:
         same_saes = same_saes and all(s.node.endswith(f"@{args.position}") for s in doc.saes)
     return (p.task_version == task.version and p.model == args.model and p.seed == args.seed

@@ -30,10 +30,11 @@ def training_text_sampler(model_name: str):
     return sample_documents
 
 
-def text_activations(model, model_name: str, node: Node, n_docs: int, seed: int) -> torch.Tensor:
+def text_activations(model, sample_documents, node: Node, n_docs: int,
+                     seed: int) -> torch.Tensor:
     """Activations [tokens, width] of the hook at every non-BOS token of general training text
-    (the analogue of the paper's OpenWebText SAEs)."""
-    sample_documents = training_text_sampler(model_name)
+    from `sample_documents` (`training_text_sampler`; the analogue of the paper's OpenWebText
+    SAEs)."""
     docs = sample_documents(n_docs, torch.Generator().manual_seed(seed))
     by_len: dict[int, list[list[int]]] = {}
     for doc in docs:
@@ -76,8 +77,8 @@ def cmd_train_sae(args) -> int:
     if getattr(args, "sparsify", None) is not None and args.arch != "topk":
         raise UserError(f"--sparsify writes TopK SAEs only; drop it or use --arch topk "
                         f"(got --arch {args.arch}).")
-    if args.data == "text":
-        training_text_sampler(args.model)  # refused before the model loads
+    # A model without training text is refused before it loads.
+    sample_text = training_text_sampler(args.model) if args.data == "text" else None
     out = Path(args.out)
     if args.node is not None:
         nodes = [Node.parse(args.node)]
@@ -112,7 +113,8 @@ def cmd_train_sae(args) -> int:
         fit = task.build(model, n=args.n_fit, seed=args.seed, split="fit", counterfactuals=False)
         acts = collect_activations(model, fit.tokens, fit.positions, nodes)
     else:
-        acts = {n: text_activations(model, args.model, n, args.n_docs, args.seed) for n in nodes}
+        acts = {n: text_activations(model, sample_text, n, args.n_docs, args.seed)
+                for n in nodes}
     saes = {}
     # Record the weight processing of the model the SAE saw, so that `run` (and SAELens, via
     # model_from_pretrained_kwargs) load the model the same way.

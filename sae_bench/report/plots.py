@@ -23,7 +23,7 @@ from matplotlib.patches import Patch
 from sae_bench.report import style
 from sae_bench.report.rows import Row, _sort_key
 from sae_bench.report.structure import Plot, Report
-from sae_bench.report.tables import relevant_at
+from sae_bench.report.tables import _attribute_of, relevant_at
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -253,9 +253,9 @@ def render_all(rep: Report) -> list[Plot]:
         rows = [r for r in rep.group.rows if r.unit == unit]
         s = _slug(rep, unit)
         relevant = relevant_at(rows, rep.relevant)
-        ignored = {a for a in rep.group.attributes if a not in relevant}
+        left_out = [a for a in rep.group.attributes if a not in relevant]
         panels = [m for t in rep.tables for m in t.headline_metrics
-                  if not ignored & set(m.split("_"))]
+                  if _attribute_of(m, rep.group.attributes) not in left_out]
         flat = [m for t in rep.tables for m in t.headline_left_out]
         notes = [f"Not drawn, equal for every SAE (see the tables' notes): {', '.join(flat)}."
                  ] if flat else []
@@ -263,7 +263,6 @@ def render_all(rep: Report) -> list[Plot]:
                           notes, style.png(pareto_figure(
                               rows, panels, rep.group.meta, notes,
                               {m: t.axis for t in rep.tables for m in t.headline_metrics}))))
-        left_out = [a for a in rep.group.attributes if a not in relevant]
         notes = [f"Left out, not causally relevant at these nodes: {', '.join(left_out)}."
                  ] if left_out else []
         plots.append(Plot(f"edit_accuracy_vs_budget_{s}.png", "edit_accuracy",
