@@ -383,6 +383,28 @@ def test_shipped_model_has_the_circuit_its_recipe_trains(model):
     assert max(row["Pos"][0] for row in effects.values() if "Pos" in row) >= 0.5
 
 
+def test_name_movers_under_set_attention_carry_the_mix_of_their_values(model):
+    """`nm_output_under_attention` changes the name movers' attention from END and nothing else:
+    their output is the set mix of their value vectors, the rest of the share on <bos>."""
+    from sae_bench.models.ioi_circuit.circuit import nm_output_under_attention
+    from sae_bench.tasks import get_task
+    from sae_bench.tasks.ioi.circuits import CIRCUIT_HEADS
+
+    nm = CIRCUIT_HEADS["name_mover"]
+    data = get_task("ioi").build(model, n=20, seed=0, split="eval", counterfactuals=False)
+    shares = {"IO": 0.6, "S2": 0.1, "END": 0.2}
+    z = nm_output_under_attention(model, data, nm, shares)
+    _, cache = model.run_with_cache(data.tokens, names_filter=lambda n: n.endswith("hook_v"))
+    rows = torch.arange(len(data.tokens))
+    for i, (layer, head) in enumerate(nm):
+        v = cache[f"blocks.{layer}.attn.hook_v"][:, :, head]  # [n, pos, d_head]
+        mix = 0.1 * v[:, 0] + sum(share * v[rows, data.positions[role]]
+                                  for role, share in shares.items())
+        torch.testing.assert_close(z[:, i], mix)
+    with pytest.raises(ValueError, match="sum to at most 1"):
+        nm_output_under_attention(model, data, nm, {"IO": 0.9, "S1": 0.2})
+
+
 @pytest.mark.parametrize(("module", "args", "message"), [
     ("io_route", ["--assets", "{tmp}/none"], "asset config.json is missing"),
     ("circuit", ["--n", "0"], "need at least one prompt"),

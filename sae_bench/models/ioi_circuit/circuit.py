@@ -1,7 +1,8 @@
 """Finding and checking the IOI circuit of a model on the task's prompts (all roles at fixed
 positions per prompt): per-head attention, direct logit attribution, head classes, the effect of
 patching S-inhibition heads on the name movers' attention, and IO/S separability at the name
-movers' output.
+movers' output, queries and keys and at the S-inhibition output (`--attention-mixes`: also at the
+name movers' output with their attention set by hand).
 
     python -m sae_bench.models.ioi_circuit.circuit [--model ioi-circuit] [--n 1000]
 
@@ -140,6 +141,56 @@ def separability(fit_acts: torch.Tensor, fit_data, eval_acts: torch.Tensor,
     return out
 
 
+# Attention mixes `nm_output_under_attention` sets the name movers to (role -> share from END;
+# the rest goes to <bos>). The first is the floor's corner (IO at its least, S at its most); the
+# others let S in past the floor, or route attention to END, where the S-inhibition heads have
+# written S.
+ATTENTION_MIXES = (
+    {"IO": 0.6, "S1": 0.05, "S2": 0.05},
+    {"IO": 0.6, "S1": 0.1, "S2": 0.1},
+    {"IO": 0.6, "S1": 0.2, "S2": 0.2},
+    {"IO": 0.6, "END": 0.3, "S1": 0.05, "S2": 0.05},
+    {"IO": 0.6, "END": 0.4},
+)
+
+
+@torch.no_grad()
+def nm_output_under_attention(model, data, nm: tuple[Head, ...], shares: dict[str, float]
+                              ) -> torch.Tensor:
+    """The name movers' hook_z at END [n, len(nm), d_head] when each one's attention from END is
+    set to `shares` (role of `data.positions` -> share) and the rest of it to <bos> (position 0),
+    all else unchanged. <bos>'s value is the same in every prompt, so its share shifts every
+    activation alike and changes neither mean features nor probes: what is left is what the
+    heads would carry at that attention, with the values they have."""
+    if sum(shares.values()) > 1 or min(shares.values()) < 0:
+        raise ValueError(f"attention shares must be >= 0 and sum to at most 1: {shares}")
+    pos = data.positions
+    rows = torch.arange(len(data.tokens))
+    end = pos["END"]
+    layers = sorted({layer for layer, _ in nm})
+
+    def set_pattern(pattern, hook):
+        layer = int(hook.name.split(".")[1])
+        new = torch.zeros_like(pattern[rows, 0, end])  # [n, k]
+        new[:, 0] = 1 - sum(shares.values())
+        for role, share in shares.items():
+            new[rows, pos[role]] += share
+        for lay, h in nm:
+            if lay == layer:
+                pattern[rows, h, end] = new
+        return pattern
+
+    store: dict[int, torch.Tensor] = {}
+
+    def keep(z, hook):
+        store[int(hook.name.split(".")[1])] = z[rows, end]
+
+    model.run_with_hooks(data.tokens, fwd_hooks=[
+        *((f"blocks.{layer}.attn.hook_pattern", set_pattern) for layer in layers),
+        *((f"blocks.{layer}.attn.hook_z", keep) for layer in layers)])
+    return torch.stack([store[layer][:, h] for layer, h in nm], dim=1)
+
+
 @torch.no_grad()
 def cross_section_effects(model, data, cross_sections) -> dict[str, dict[str, tuple[float, float]]]:
     """{cross-section: {attribute: (share of prompts whose top-1 changes, LD drop / clean LD)}}
@@ -199,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = model_parser("python -m sae_bench.models.ioi_circuit.circuit",
                           __doc__.split("\n\n")[0])
     parser.add_argument("--n-fit", type=int, default=5000)
+    parser.add_argument("--attention-mixes", action="store_true",
+                        help="also score IO/S separability at the name movers' output with "
+                             "their attention set to each of ATTENTION_MIXES")
     args = parser.parse_args(argv)
 
     from sae_bench.models.nodes import Node
@@ -236,12 +290,31 @@ def main(argv: list[str] | None = None) -> int:
                               counterfactuals=False)
         from sae_bench.engine.patching import collect_activations
 
-        nodes = [Node(f"blocks.{a}.attn.hook_z", "END", b) for a, b in nm]
+        # The name movers' output (the issue's floor), then where the paper places IO and S
+        # together (name-mover queries and keys, Makelov et al. 2024, A.3) and the S-inhibition
+        # output that carries S to END.
+        nodes = [Node(f"blocks.{a}.attn.{hook}", role, b) for hook, role in
+                 (("hook_z", "END"), ("hook_q", "END"), ("hook_k", "IO"), ("hook_k", "S1"))
+                 for a, b in nm]
+        nodes += [Node(f"blocks.{a}.attn.hook_z", "END", b) for a, b in si]
+        print("IO and S as variables (mean features on the fit prompts, probes scored on the "
+              "eval prompts):")
         for node in nodes:
             fa = collect_activations(model, fit_data.tokens, fit_data.positions, [node])[node]
             ea = collect_activations(model, data.tokens, data.positions, [node])[node]
             sep = separability(fa, fit_data, ea, data)
-            print(f"{node.name}: " + "  ".join(f"{k} {v:.3f}" for k, v in sep.items()))
+            print(f"  {node.name}: " + "  ".join(f"{k} {v:.3f}" for k, v in sep.items()))
+        if args.attention_mixes:
+            print("the name movers' output with their attention from END set by hand "
+                  "(the rest on <bos>):")
+            for shares in ATTENTION_MIXES:
+                fz = nm_output_under_attention(model, fit_data, nm, shares)
+                ez = nm_output_under_attention(model, data, nm, shares)
+                mix = " ".join(f"{role} {share:g}" for role, share in shares.items())
+                for i, (a, b) in enumerate(nm):
+                    sep = separability(fz[:, i], fit_data, ez[:, i], data)
+                    print(f"  {mix:<28} {a}.{b}: "
+                          + "  ".join(f"{k} {v:.3f}" for k, v in sep.items()))
     return 0
 
 
