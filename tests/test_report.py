@@ -344,3 +344,33 @@ def test_an_attribute_relevant_at_one_unit_only_stays_out_of_the_others_headline
     left = {p.file: " ".join(p.notes) for p in edit}
     assert any("IO" in n for name, n in left.items() if "before-the-name-movers" in name)
     assert not any("IO" in n for name, n in left.items() if "before-the-name-movers" not in name)
+
+
+def test_cells_of_an_attribute_irrelevant_at_a_unit_read_not_relevant_there_only() -> None:
+    """Where the results mark IO irrelevant, IO's cells and reference cells show no number (a
+    no-op edit's 1.00 would read as a perfect score); at the other unit they do. The CSV keeps
+    every value."""
+    from sae_bench.report.text import render_csv
+
+    group = _group()
+    second = [dataclasses.replace(r, unit="before-the-name-movers",
+                                  relevant={**r.relevant, "IO": False},
+                                  values=dict(r.values)) for r in group.rows]
+    for r in second:
+        r.values["edit_accuracy_IO_k2"] = 1.0
+    group.rows = group.rows + second
+    rep = report_tables.build(group)
+    control = _table(rep, "control")
+    col = next(c for c in control.columns if c.name == "edit_accuracy_IO_k2")
+    for r in control.rows:
+        shown = report_structure.cell(control, r, col)
+        if r.unit == "before-the-name-movers":
+            assert shown == report_structure.IDLE and control.value(r, col) is None
+        else:
+            assert shown == f"{r.values['edit_accuracy_IO_k2']:.3f}"
+    refs = {(label, unit): cells for label, unit, cells in control.references}
+    assert all(cells.get("edit_accuracy_IO_k2", report_structure.IDLE) == report_structure.IDLE
+               for (_, unit), cells in refs.items() if unit == "before-the-name-movers")
+    rows = list(csv.DictReader(render_csv([rep]).splitlines()))
+    idle_rows = [r for r in rows if r["unit"] == "before-the-name-movers"]
+    assert idle_rows and all(float(r["edit_accuracy_IO_k2"]) == 1.0 for r in idle_rows)

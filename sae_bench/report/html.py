@@ -21,6 +21,7 @@ from sae_bench.report.structure import (
     cell,
     id_cells,
     id_columns,
+    idle,
     reference_cells,
 )
 from sae_bench.report.text import units_line
@@ -117,6 +118,9 @@ def _row_html(t: AxisTable, rank: int, row: Row) -> str:
     for col in t.columns:
         v = t.value(row, col)
         tip = row.reasons.get(col.name, "") if v is None else ""
+        if idle(row, col.name):
+            tip = ("the results mark this attribute not causally relevant at this node: "
+                   "the value, in leaderboard.csv, is not a score")
         sup = row.supervised.get(col.name)
         if not tip and sup is not None and not col.derived:
             tip = f"supervised dictionary: {sup:.3f}"

@@ -22,8 +22,8 @@ from matplotlib.patches import Patch
 
 from sae_bench.report import style
 from sae_bench.report.rows import Row, _sort_key
-from sae_bench.report.structure import Plot, Report
-from sae_bench.report.tables import _attribute_of, relevant_at
+from sae_bench.report.structure import Plot, Report, attribute_of
+from sae_bench.report.tables import relevant_at
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -255,7 +255,7 @@ def render_all(rep: Report) -> list[Plot]:
         relevant = relevant_at(rows, rep.relevant)
         left_out = [a for a in rep.group.attributes if a not in relevant]
         panels = [m for t in rep.tables for m in t.headline_metrics
-                  if _attribute_of(m, rep.group.attributes) not in left_out]
+                  if attribute_of(m, rep.group.attributes) not in left_out]
         flat = [m for t in rep.tables for m in t.headline_left_out]
         notes = [f"Not drawn, equal for every SAE (see the tables' notes): {', '.join(flat)}."
                  ] if flat else []

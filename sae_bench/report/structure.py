@@ -3,6 +3,7 @@ Markdown, CSV and HTML writers share."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sae_bench.report.rows import Group, MetricMeta, Row, _fmt
@@ -23,7 +24,28 @@ def _is_budget(name: str) -> bool:
     return name.startswith("min_budget_") or name == "budget_all_relevant"
 
 
+def attribute_of(metric: str, attributes: Sequence[str]) -> str | None:
+    """The attribute a per-attribute metric is about (`edit_accuracy_IO_k2` -> IO), or None."""
+    tokens = metric.split("_")
+    return next((a for a in attributes if a in tokens), None)
+
+
+# What a table shows, instead of a number, for a metric about an attribute the model ignores
+# where the row was scored: the edit is a no-op the model already agrees with, the decoding is
+# of something unused, so the number would read as a score it is not (leaderboard.csv keeps it).
+IDLE = "not relevant"
+
+
+def idle(row: Row, name: str) -> bool:
+    """Whether metric `name` is about an attribute the row's results mark not causally relevant
+    at the row's unit."""
+    attribute = attribute_of(name, list(row.relevant))
+    return attribute is not None and not row.relevant[attribute]
+
+
 def display(row: Row, name: str, value: float | None) -> str:
+    if idle(row, name):
+        return IDLE
     if value is None and _is_budget(name) and row.edit_curves:
         # A budget that no tried k reaches is "more than the largest", not unknown.
         return f">{max(max(c) for c in row.edit_curves.values() if c)}"
@@ -60,6 +82,8 @@ class AxisTable:
     def value(self, row: Row, col: Column) -> float | None:
         if col.derived:
             return self.derived[(row.sae, row.unit)].get(col.name)
+        if idle(row, col.name):
+            return None  # ranks with the missing values, shown as `IDLE`
         return row.values.get(col.name)
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sae_bench.report.rows import Group, MetricMeta, Row, _fmt, _mean, _sort_key
-from sae_bench.report.structure import AxisTable, Column, Report, display
+from sae_bench.report.structure import IDLE, AxisTable, Column, Report, attribute_of, display, idle
 
 EDIT_BUDGET = 2  # the headline edit accuracy: 2 latents edited per node
 _BUDGET = re.compile(r"_k(\d+)$")
@@ -29,11 +29,6 @@ _BUDGET = re.compile(r"_k(\d+)$")
 _PREFIX_ORDER = ("min_budget_", "edit_accuracy_", "aware_edit_accuracy_", "weight_removed_",
                  "coverage_", "interpretable_fraction", "mean_best_f1", "sufficiency",
                  "necessity", "logit_diff_recovered", "fvu", "l0", "dead_fraction", "shrinkage")
-
-
-def _attribute_of(metric: str, attributes: Sequence[str]) -> str | None:
-    tokens = metric.split("_")
-    return next((a for a in attributes if a in tokens), None)
 
 
 def relevance(group: Group) -> tuple[list[str], list[str]]:
@@ -51,12 +46,13 @@ def relevance(group: Group) -> tuple[list[str], list[str]]:
                      f"{changed}), so {a} edits and {a} decoding say nothing about the SAE: its "
                      "columns and plots are left out (they are in leaderboard.csv).")
     for a in relevant:
-        idle = [u for u in group.units()
-                if not relevant_at([r for r in group.rows if r.unit == u], [a])]
-        if idle:
-            notes.append(f"{a} is not causally relevant at {', '.join(idle)} (the results mark "
-                         f"it so): there its columns show edits and decoding of an attribute the "
-                         f"model ignores, and the headlines and plots leave it out.")
+        units = [u for u in group.units()
+                 if not relevant_at([r for r in group.rows if r.unit == u], [a])]
+        if units:
+            notes.append(f"{a} is not causally relevant at {', '.join(units)} (the results mark "
+                         f"it so): there its cells read \"{IDLE}\" (edits and decoding of an "
+                         f"attribute the model ignores; the numbers are in leaderboard.csv), and "
+                         f"the headlines and plots leave it out.")
     return relevant, notes
 
 
@@ -69,7 +65,7 @@ def relevant_at(rows: Sequence[Row], relevant: Sequence[str]) -> list[str]:
 
 
 def _order(name: str, attributes: Sequence[str]) -> tuple[int, int, str]:
-    attr = _attribute_of(name, attributes)
+    attr = attribute_of(name, attributes)
     a = attributes.index(attr) + 1 if attr else 0
     p = next((i for i, pre in enumerate(_PREFIX_ORDER) if name.startswith(pre)), len(_PREFIX_ORDER))
     return (a, p, name)
@@ -98,7 +94,7 @@ def _select(group: Group, categories: Sequence[str], relevant: list[str]
         m = _BUDGET.search(name)
         if m and int(m.group(1)) != EDIT_BUDGET:
             continue  # other budgets: plots and CSV
-        attr = _attribute_of(name, group.attributes)
+        attr = attribute_of(name, group.attributes)
         if attr is not None and attr not in relevant:
             continue  # said once per attribute, in Report.not_relevant
         if _same([r.values.get(name) for r in group.rows]):
@@ -241,7 +237,7 @@ def _references(table: AxisTable, rows: list[Row], unit: str) -> list[tuple[str,
     refs = [(f"supervised dictionary ({which})", unit, sup)]
     if table.axis == "control" and rows:
         edit = {c.name: _fmt(rows[0].no_edit[a]) for c in table.columns
-                if (a := _attribute_of(c.name, list(rows[0].no_edit))) is not None
+                if (a := attribute_of(c.name, list(rows[0].no_edit))) is not None
                 and "edit_accuracy" in c.name}
         refs.append(("no edit (agreement without intervention)", unit, edit))
         # issue 16: the same edits by methods that need no SAE, to read an SAE's accuracy
@@ -251,9 +247,12 @@ def _references(table: AxisTable, rows: list[Row], unit: str) -> list[tuple[str,
             if accs:
                 refs.append((label, unit, {
                     c.name: _fmt(accs[a]) for c in table.columns
-                    if (a := _attribute_of(c.name, list(accs))) is not None
+                    if (a := attribute_of(c.name, list(accs))) is not None
                     and "edit_accuracy" in c.name}))
-    return refs
+    # Like the SAEs' cells: no reference number for an attribute the model ignores here.
+    idle_here = [c.name for c in table.columns if rows and all(idle(r, c.name) for r in rows)]
+    return [(label, u, {**cells, **{n: IDLE for n in idle_here if n in cells}})
+            for label, u, cells in refs]
 
 
 BASELINE_ROWS = {
