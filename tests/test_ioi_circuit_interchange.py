@@ -148,6 +148,16 @@ def test_the_attention_term_is_the_mapped_heads_log_attention(tokenizer):
     term.backward()
     assert model.blocks[3].attn.W_Q.grad[0].abs().sum() > 0  # name mover 3.0's query
     assert model.blocks[3].attn.W_Q.grad[3].abs().sum() == 0  # 3.3 is no node
+    # With a floor, attention at or above it costs nothing and attention below it costs
+    # -log(attention / floor): a floor below every head's attention adds nothing; a floor of 1
+    # is the plain term.
+    low = min(float(a.detach().min()) for a in attends.values()) / 2
+    floored, _ = iit.interchange_loss(model, cmap, pairs, attention=0.5, floor=low)
+    assert torch.allclose(floored, off, atol=1e-6)
+    full, _ = iit.interchange_loss(model, cmap, pairs, attention=0.5, floor=1.0)
+    assert torch.allclose(full, on, atol=1e-6)
+    with pytest.raises(ValueError, match="--iit-attention-floor must be in"):
+        circuit_train.circuit_map(circuit_train.TrainConfig(iit=1.0, iit_attention_floor=1.5))
 
 
 def test_interchange_training_is_deterministic_and_changes_the_weights():

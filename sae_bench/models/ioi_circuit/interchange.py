@@ -223,11 +223,12 @@ def node_attention(patterns: dict[int, torch.Tensor], cmap: CircuitMap, pairs: P
             for node, (query, key) in ATTENDS.items()}
 
 
-def interchange_loss(model, cmap: CircuitMap, pairs: Pairs, attention: float = 0.0
-                     ) -> tuple[torch.Tensor, dict[str, float]]:
+def interchange_loss(model, cmap: CircuitMap, pairs: Pairs, attention: float = 0.0,
+                     floor: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
     """Mean cross-entropy of the four kinds' patched runs against their labels, plus
     `attention` times the mean negative log of each mapped head's attention to its node's key
-    role (`ATTENDS`) in the source run. Also returns each kind's accuracy (top-1 equals the
+    role (`ATTENDS`) in the source run (with `floor` > 0, of min(attention / floor, 1): no pull
+    once the floor is reached). Also returns each kind's accuracy (top-1 equals the
     label) and each node's mean attention ("attn_nm", "attn_inh", "attn_dup")."""
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     masks = patch_masks(cmap, pairs, n_layers, n_heads)
@@ -268,8 +269,12 @@ def interchange_loss(model, cmap: CircuitMap, pairs: Pairs, attention: float = 0
     loss = F.cross_entropy(end_logits, labels)
     if attention > 0:
         # Clamped so a head attending nothing there gives a finite, steep loss.
+        def pull(a: torch.Tensor) -> torch.Tensor:
+            a = a.clamp_min(1e-6)
+            return (a / floor).clamp_max(1.0) if floor > 0 else a
+
         loss = loss + attention * torch.stack(
-            [-a.clamp_min(1e-6).log().mean() for a in attends.values()]).mean()
+            [-pull(a).log().mean() for a in attends.values()]).mean()
     hit = (end_logits.argmax(-1) == labels).float().view(k, -1).mean(1)
     stats = {kind: float(h) for kind, h in zip(KINDS, hit, strict=True)}
     stats.update({f"attn_{node}": float(a.detach().mean()) for node, a in attends.items()})

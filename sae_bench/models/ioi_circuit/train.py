@@ -60,6 +60,10 @@ class TrainConfig(tiny_train.TrainConfig):
     iit_batch: int = 16
     iit_strictness: str = "one"  # `interchange.STRICTNESS`
     iit_attention: float = 0.3
+    # 0: the attention term is -log(attention to the node's token), which pulls it towards 1.
+    # Above 0: -log(min(attention / floor, 1)), which stops pulling once the floor is reached and
+    # leaves the rest of the attention free (the floor for name movers is 0.6).
+    iit_attention_floor: float = 0.0
     iit_dup: str = "1.0"
     iit_inh: str = "2.0,2.1"
     iit_nm: str = "3.0,3.1"
@@ -116,6 +120,8 @@ def circuit_map(cfg: TrainConfig) -> interchange.CircuitMap:
     cmap.check(cfg.n_layers, cfg.n_heads)
     if cfg.iit_attention < 0:
         raise ValueError(f"--iit-attention must be >= 0, not {cfg.iit_attention}")
+    if not 0 <= cfg.iit_attention_floor <= 1:
+        raise ValueError(f"--iit-attention-floor must be in [0, 1], not {cfg.iit_attention_floor}")
     if cfg.iit_strictness not in interchange.STRICTNESS:
         raise ValueError(f"--iit-strictness must be one of {', '.join(interchange.STRICTNESS)}, "
                          f"not {cfg.iit_strictness!r}")
@@ -133,7 +139,8 @@ def iit_loss(cfg: TrainConfig):
                                          max_fillers=cfg.max_fillers,
                                          varied_pairs=cfg.varied_pairs,
                                          strictness=cfg.iit_strictness)
-        loss, hits = interchange.interchange_loss(model, cmap, pairs, cfg.iit_attention)
+        loss, hits = interchange.interchange_loss(model, cmap, pairs, cfg.iit_attention,
+                                                  cfg.iit_attention_floor)
         IIT_LAST.clear()
         IIT_LAST.update(hits)
         return cfg.iit * loss
