@@ -299,10 +299,10 @@ def main(argv: list[str] | None = None) -> int:
         nodes += [Node(f"blocks.{a}.attn.hook_z", "END", b) for a, b in si]
         print("IO and S as variables (mean features on the fit prompts, probes scored on the "
               "eval prompts):")
+        fit_acts = collect_activations(model, fit_data.tokens, fit_data.positions, nodes)
+        eval_acts = collect_activations(model, data.tokens, data.positions, nodes)
         for node in nodes:
-            fa = collect_activations(model, fit_data.tokens, fit_data.positions, [node])[node]
-            ea = collect_activations(model, data.tokens, data.positions, [node])[node]
-            sep = separability(fa, fit_data, ea, data)
+            sep = separability(fit_acts[node], fit_data, eval_acts[node], data)
             print(f"  {node.name}: " + "  ".join(f"{k} {v:.3f}" for k, v in sep.items()))
         if args.attention_mixes:
             print("the name movers' output with their attention from END set by hand "
