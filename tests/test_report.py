@@ -315,17 +315,24 @@ def test_several_units_rank_and_plot_separately(tmp_path: Path) -> None:
     assert "| rank | front | sae | architecture | data | unit |" in md
 
 
-def test_an_attribute_relevant_at_one_unit_only_stays_out_of_the_others_headlines() -> None:
-    """ioi-circuit's case: IO matters after the name movers, not before them. At the unit where
-    the results mark IO irrelevant, its (no-op) edit must not enter the mean edit accuracy, the
-    coverage headline or the plots; at the other unit it does."""
+def _group_with_io_unused_at_a_second_unit() -> tuple[Group, list[Row]]:
+    """The shipped group plus a copy of its rows at a second unit, where the results mark IO
+    irrelevant and IO's edit scores what a no-op edit does there (1.0); (group, the copies)."""
     group = _group()
     second = [dataclasses.replace(r, unit="before-the-name-movers",
                                   relevant={**r.relevant, "IO": False},
                                   values=dict(r.values)) for r in group.rows]
     for r in second:
-        r.values["edit_accuracy_IO_k2"] = 1.0  # what a no-op edit scores where IO is unused
+        r.values["edit_accuracy_IO_k2"] = 1.0
     group.rows = group.rows + second
+    return group, second
+
+
+def test_an_attribute_relevant_at_one_unit_only_stays_out_of_the_others_headlines() -> None:
+    """ioi-circuit's case: IO matters after the name movers, not before them. At the unit where
+    the results mark IO irrelevant, its (no-op) edit must not enter the mean edit accuracy, the
+    coverage headline or the plots; at the other unit it does."""
+    group, second = _group_with_io_unused_at_a_second_unit()
     rep = report_tables.build(group)
     assert "IO" in rep.relevant and any(n.startswith("IO is not causally relevant at "
                                                      "before-the-name-movers") for n in
@@ -352,13 +359,7 @@ def test_cells_of_an_attribute_irrelevant_at_a_unit_read_not_relevant_there_only
     every value."""
     from sae_bench.report.text import render_csv
 
-    group = _group()
-    second = [dataclasses.replace(r, unit="before-the-name-movers",
-                                  relevant={**r.relevant, "IO": False},
-                                  values=dict(r.values)) for r in group.rows]
-    for r in second:
-        r.values["edit_accuracy_IO_k2"] = 1.0
-    group.rows = group.rows + second
+    group, second = _group_with_io_unused_at_a_second_unit()
     rep = report_tables.build(group)
     control = _table(rep, "control")
     col = next(c for c in control.columns if c.name == "edit_accuracy_IO_k2")
